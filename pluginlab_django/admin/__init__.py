@@ -1,0 +1,1 @@
+"""The Django admin for PluginLab data: one module per model admin."""

@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class PluginLabConfig(AppConfig):
+    name = "pluginlab_django"
+    label = "pluginlab_django"
+    verbose_name = _("PluginLab")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Register system checks and signal receivers.
+        from . import checks  # noqa: F401

@@ -1,0 +1,19 @@
+"""Mirrored PluginLab and Plugipay records, one module per domain."""
+
+from .apikeys import ApiKey
+from .events import CustomEvent
+from .identities import Identity
+from .members import Member
+from .quotas import QuotaSnapshot
+from .sync_runs import SyncRun
+from .webhooks import WebhookDelivery
+
+__all__ = [
+    "ApiKey",
+    "CustomEvent",
+    "Identity",
+    "Member",
+    "QuotaSnapshot",
+    "SyncRun",
+    "WebhookDelivery",
+]

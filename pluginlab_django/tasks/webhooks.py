@@ -1,0 +1,1 @@
+"""Celery tasks for processing and pruning webhook deliveries."""

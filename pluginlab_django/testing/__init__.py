@@ -1,0 +1,1 @@
+"""The sandbox: a loopback emulator of the PluginLab and Plugipay APIs."""
