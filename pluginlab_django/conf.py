@@ -92,6 +92,9 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_MAX_BODY_BYTES": 1024 * 1024,
     # Processed deliveries older than this are pruned by a periodic task.
     "WEBHOOK_RETENTION_DAYS": 30,
+    # A delivery claimed for processing longer ago than this is presumed
+    # abandoned (a worker died) and may be claimed again.
+    "WEBHOOK_CLAIM_TIMEOUT_SECONDS": 600,
     # --- Sync -------------------------------------------------------------
     # Members per page requested from PluginLab (1..100).
     "SYNC_PAGE_SIZE": 100,

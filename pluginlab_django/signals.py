@@ -4,6 +4,8 @@ Every signal is sent with ``sender`` set to the model class concerned (or
 ``WebhookDelivery`` for webhook signals) and the keyword arguments listed.
 """
 
+import threading
+
 from django.dispatch import Signal
 
 # Sync ---------------------------------------------------------------------
@@ -31,3 +33,24 @@ webhook_received = Signal()
 webhook_processed = Signal()
 #: Processing failed (it stays reprocessable). kwargs: delivery, exception
 webhook_failed = Signal()
+
+_webhook_event_signals: dict[str, Signal] = {}
+_webhook_event_signals_lock = threading.Lock()
+
+
+def webhook_event(name: str) -> Signal:
+    """The signal sent for deliveries of one event name (e.g. ``"member.updated"``).
+
+    The same ``Signal`` is returned for the same name, so site code can
+    connect before any delivery arrives::
+
+        @receiver(webhook_event("member.updated"))
+        def on_member_updated(sender, delivery, event, payload, **kwargs): ...
+
+    kwargs: delivery, event, payload. Sent right after ``webhook_received``.
+    """
+    try:
+        return _webhook_event_signals[name]
+    except KeyError:
+        with _webhook_event_signals_lock:
+            return _webhook_event_signals.setdefault(name, Signal())

@@ -2,6 +2,10 @@
 
 from django.urls import path
 
+from .views import WebhookView
+
 app_name = "pluginlab"
 
-urlpatterns: list = []
+urlpatterns: list = [
+    path("webhook/", WebhookView.as_view(), name="webhook"),
+]

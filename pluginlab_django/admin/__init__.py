@@ -1,1 +1,3 @@
 """The Django admin for PluginLab data: one module per model admin."""
+
+from . import webhooks  # noqa: F401

@@ -14,6 +14,10 @@ class WebhookDelivery(models.Model):
 
     class Status(models.TextChoices):
         RECEIVED = "received", _("Received")
+        # Claimed by one processor (a conditional UPDATE), so a delivery is
+        # never processed twice at once; a claim older than
+        # WEBHOOK_CLAIM_TIMEOUT_SECONDS is presumed abandoned.
+        PROCESSING = "processing", _("Processing")
         PROCESSED = "processed", _("Processed")
         FAILED = "failed", _("Failed")
         IGNORED = "ignored", _("Ignored")
@@ -30,6 +34,7 @@ class WebhookDelivery(models.Model):
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     error = models.TextField(_("error"), blank=True)
     processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
+    claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("webhook delivery")

@@ -1,1 +1,63 @@
-"""Celery tasks for processing and pruning webhook deliveries."""
+"""Celery tasks for processing and pruning webhook deliveries.
+
+Thin wrappers over ``pluginlab_django.services.webhooks``; the claim inside
+``process_delivery`` makes a duplicated or retried task harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from celery import shared_task
+
+from ..services import webhooks as webhook_service
+
+__all__ = ["process_webhook_delivery", "prune_webhook_deliveries"]
+
+logger = logging.getLogger("pluginlab_django.webhooks")
+
+#: Retry delays grow as 30 s, 60 s, 120 s, ... capped at an hour, with jitter.
+RETRY_BASE_SECONDS = 30
+RETRY_MAX_SECONDS = 3600
+
+
+class WebhookProcessingFailed(Exception):
+    """Processing recorded a failure; raised only to make Celery retry."""
+
+
+def retry_countdown(retries: int) -> float:
+    delay = min(RETRY_BASE_SECONDS * 2**retries, RETRY_MAX_SECONDS)
+    return delay * random.uniform(0.75, 1.25)
+
+
+@shared_task(bind=True, max_retries=6, ignore_result=True)
+def process_webhook_delivery(self, delivery_pk: int) -> str:
+    """Process one stored delivery; retry with backoff while it fails.
+
+    When tasks run eagerly (no broker) a failure is not retried in-process
+    (it would only repeat at once): the delivery stays ``failed`` for the
+    admin's Reprocess action. After the last retry it stays ``failed`` too.
+    """
+    result = webhook_service.process_delivery(delivery_pk)
+    if result.failed and not self.request.is_eager:
+        if self.request.retries >= self.max_retries:
+            logger.error(
+                "Webhook delivery pk=%s still failing after %s retries; left for reprocessing",
+                delivery_pk,
+                self.request.retries,
+            )
+            return result.outcome
+        raise self.retry(
+            exc=WebhookProcessingFailed(result.error),
+            countdown=retry_countdown(self.request.retries),
+        )
+    return result.outcome
+
+
+@shared_task(ignore_result=True)
+def prune_webhook_deliveries() -> int:
+    """Delete processed deliveries older than ``WEBHOOK_RETENTION_DAYS`` (failed ones stay)."""
+    deleted = webhook_service.prune_deliveries()
+    logger.info("Pruned %s webhook deliveries", deleted)
+    return deleted
