@@ -43,6 +43,15 @@ class SyncRun(models.Model):
         verbose_name_plural = _("sync runs")
         ordering = ("-started_at", "-id")
         get_latest_by = "started_at"
+        constraints = [
+            # The full-member-sync lock: at most one running members run, on
+            # every backend and across processes (see pluginlab_django.sync.runs).
+            models.UniqueConstraint(
+                fields=["kind"],
+                condition=models.Q(kind="members", status="running"),
+                name="pluginlab_syncrun_one_running_members",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} @ {self.started_at:%Y-%m-%d %H:%M} ({self.status})"
