@@ -677,3 +677,49 @@ def test_concurrent_identical_deliveries_store_one_row_processed_once(live_serve
     assert len(received.calls) == 1
     delivery = WebhookDelivery.objects.get(delivery_id=delivery_id)
     assert (delivery.status, delivery.attempts) == (Status.IGNORED, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_reprocessing_runs_the_handlers_once():
+    """Workers, retries and admin actions racing on one delivery: one run.
+
+    Each thread has its own database connection; on SQLite (one shared
+    in-memory database) the threads take turns, on PostgreSQL they race.
+    """
+    from django.db import connections
+
+    delivery = stored_delivery(Status.FAILED)
+    workers = 8
+    barrier = threading.Barrier(workers)
+    serialise = threading.Lock() if connection.vendor == "sqlite" else None
+    outcomes: list[str] = []
+
+    def slow_handler(sender, **kwargs):
+        time.sleep(0.2)  # hold the claim while the others try
+
+    def work():
+        barrier.wait()
+        try:
+            if serialise:
+                with serialise:
+                    outcomes.append(webhook_service.process_delivery(delivery.pk).outcome)
+            else:
+                outcomes.append(webhook_service.process_delivery(delivery.pk).outcome)
+        finally:
+            connections.close_all()
+
+    with SignalRecorder(signals.webhook_received) as received:
+        signals.webhook_received.connect(slow_handler, dispatch_uid="slow")
+        try:
+            threads = [threading.Thread(target=work) for _ in range(workers)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+        finally:
+            signals.webhook_received.disconnect(dispatch_uid="slow")
+
+    assert len(received.calls) == 1
+    assert sorted(outcomes) == [Status.IGNORED] + ["skipped"] * (workers - 1)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (Status.IGNORED, 1)
