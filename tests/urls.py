@@ -7,4 +7,5 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("pluginlab/", include("pluginlab_django.urls")),
+    path("auth/", include("tests.views")),  # token authentication tests
 ]
