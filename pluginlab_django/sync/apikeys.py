@@ -1,0 +1,83 @@
+"""Plugipay API key records → ``ApiKey`` rows, upserted by record id.
+
+The secret is never stored: ``store_api_key`` does not read ``key.secret``.
+Plugipay lists revoked keys too, so a record missing from the list is left
+as it is (nothing to infer from its absence).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .. import signals
+from ..clients import get_plugipay_client
+from ..clients import types as remote
+from ..models import ApiKey, SyncRun
+from .runs import fail_run, finish_run, start_run
+
+__all__ = ["store_api_key", "sync_api_keys"]
+
+CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
+
+
+def api_key_row_values(key: remote.ApiKey) -> dict[str, Any]:
+    return {
+        "account_id": key.account_id[:64],
+        "key_id": key.key_id[:128],
+        "description": (key.description or "")[:255],
+        "scope": key.scope,
+        "mode": ApiKey.mode_for(key.key_id),
+        "created_at": key.created_at,
+        "revoked_at": key.revoked_at,
+    }
+
+
+def store_api_key(key: remote.ApiKey) -> ApiKey:
+    """Upsert one key record by its ``apk_…`` id (never its secret)."""
+    return _store_api_key(key)[0]
+
+
+def _store_api_key(key: remote.ApiKey) -> tuple[ApiKey, str]:
+    values = api_key_row_values(key)
+    now = timezone.now()
+    with transaction.atomic():
+        row = ApiKey.objects.select_for_update().filter(record_id=key.id).first()
+        if row is None:
+            try:
+                with transaction.atomic():
+                    return (
+                        ApiKey.objects.create(record_id=key.id, last_synced_at=now, **values),
+                        CREATED,
+                    )
+            except IntegrityError:  # created concurrently
+                row = ApiKey.objects.select_for_update().get(record_id=key.id)
+        changed = [name for name, value in values.items() if getattr(row, name) != value]
+        if not changed:
+            return row, UNCHANGED
+        for name in changed:
+            setattr(row, name, values[name])
+        row.last_synced_at = now
+        row.save(update_fields=[*changed, "last_synced_at"])
+        return row, UPDATED
+
+
+def sync_api_keys() -> SyncRun:
+    """Mirror every Plugipay key record; records failures instead of raising."""
+    run = start_run(SyncRun.Kind.API_KEYS, complete=True)
+    try:
+        for key in get_plugipay_client().list_api_keys():
+            _row, outcome = _store_api_key(key)
+            if outcome == CREATED:
+                run.created += 1
+            elif outcome == UPDATED:
+                run.updated += 1
+            else:
+                run.unchanged += 1
+        run.pages = 1
+    except Exception as exc:
+        return fail_run(run, exc)
+    signals.api_keys_synced.send(sender=ApiKey, created=run.created, updated=run.updated)
+    return finish_run(run)

@@ -1,0 +1,138 @@
+"""Identities: a member's OAuth identities → ``Identity`` rows.
+
+Identities are a pure mirror of PluginLab: after a sync a member has exactly
+the providers PluginLab lists. A provider no longer listed (the member
+unlinked it) is **deleted** locally — keeping its tokens would keep
+credentials PluginLab itself dropped. It is not silent: each removal is
+logged (member id and provider, never a token), counted in the run's
+``marked_deleted``, and passed to ``identities_synced`` as ``removed``.
+
+Tokens are encrypted by the model field; values are compared decrypted, so
+an unchanged identity is not rewritten (Fernet output differs every time).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .. import signals
+from ..clients import get_pluginlab_client
+from ..clients import types as remote
+from ..models import Identity, Member, SyncRun
+from .per_member import MemberOutcome, run_per_member
+from .runs import Progress
+
+__all__ = ["store_identities", "sync_identities"]
+
+logger = logging.getLogger("pluginlab_django.sync")
+
+
+def identity_row_values(identity: remote.Identity) -> dict[str, Any]:
+    return {
+        "provider_user_id": identity.provider_user_id[:255],
+        "access_token": identity.access_token,
+        "access_token_expires_at": remote.ms_to_datetime(identity.access_token_expires_at_ms),
+        "refresh_token": identity.refresh_token,
+        "refresh_token_expires_at": remote.ms_to_datetime(identity.refresh_token_expires_at_ms),
+        "last_used_at": remote.ms_to_datetime(identity.last_used_at_ms),
+    }
+
+
+def store_identities(
+    member: Member, identities: Mapping[str, remote.Identity]
+) -> list[Identity]:
+    """Upsert ``member``'s identities by provider; delete providers no longer listed."""
+    rows, _outcome = _store_identities(member, identities)
+    return rows
+
+
+def _store_identities(
+    member: Member, identities: Mapping[str, remote.Identity]
+) -> tuple[list[Identity], MemberOutcome]:
+    now = timezone.now()
+    outcome = MemberOutcome()
+    rows: list[Identity] = []
+    with transaction.atomic():
+        existing = {
+            row.provider: row
+            for row in Identity.objects.select_for_update().filter(member=member)
+        }
+        for provider, identity in identities.items():
+            row = existing.pop(provider, None)
+            values = identity_row_values(identity)
+            if row is None:
+                row, created = _create_identity(member, provider, values, now)
+                if created:
+                    outcome.created += 1
+                    rows.append(row)
+                    continue
+            if _update_identity(row, values, now):
+                outcome.updated += 1
+            else:
+                outcome.unchanged += 1
+            rows.append(row)
+        removed = sorted(existing)
+        if removed:
+            Identity.objects.filter(member=member, provider__in=removed).delete()
+            outcome.removed = len(removed)
+            for provider in removed:
+                logger.info(
+                    "Identity %s of member %s is no longer listed by PluginLab; deleted",
+                    provider,
+                    member.remote_id,
+                )
+    signals.identities_synced.send(
+        sender=Identity, member=member, identities=rows, removed=removed
+    )
+    return rows, outcome
+
+
+def _create_identity(
+    member: Member, provider: str, values: dict[str, Any], now: datetime
+) -> tuple[Identity, bool]:
+    try:
+        with transaction.atomic():
+            row = Identity.objects.create(
+                member=member, provider=provider, last_synced_at=now, **values
+            )
+        return row, True
+    except IntegrityError:  # created concurrently: update that row instead
+        return Identity.objects.select_for_update().get(member=member, provider=provider), False
+
+
+def _update_identity(row: Identity, values: dict[str, Any], now: datetime) -> bool:
+    changed = [name for name, value in values.items() if getattr(row, name) != value]
+    if not changed:
+        return False
+    if "refresh_token" in changed and row.needs_reauth:
+        # A new refresh token means the member signed in again.
+        row.needs_reauth = False
+        changed.append("needs_reauth")
+    for name in changed:
+        if name in values:
+            setattr(row, name, values[name])
+    row.last_synced_at = now
+    row.save(update_fields=[*changed, "last_synced_at"])
+    return True
+
+
+def sync_identities(
+    member_ids: Iterable[str] | None = None, *, progress: Progress | None = None
+) -> SyncRun:
+    """Mirror the identities of ``member_ids`` (default: every active member).
+
+    Records failures in the returned ``SyncRun`` instead of raising.
+    """
+    client = get_pluginlab_client()
+
+    def handle(member: Member) -> MemberOutcome:
+        identities = client.get_member_identities(member.remote_id)
+        return _store_identities(member, identities)[1]
+
+    return run_per_member(SyncRun.Kind.IDENTITIES, member_ids, handle, progress)
