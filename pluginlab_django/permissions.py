@@ -73,9 +73,7 @@ class IsWithinQuota(BasePermission):
         member = getattr(request.user, "member", None)
         if not isinstance(member, Member) or member.remote_id != payload.uid:
             member = (
-                Member.objects.select_related("latest_quota")
-                .filter(remote_id=payload.uid)
-                .first()
+                Member.objects.select_related("latest_quota").filter(remote_id=payload.uid).first()
             )
         return member.latest_quota if member is not None else None
 

@@ -180,8 +180,7 @@ class SigningKeysUnavailable(TokenError):
     may well be valid, so this is a temporary server-side failure (503)."""
 
     description = (
-        "PluginLab's token signing keys could not be fetched; "
-        "tokens cannot be verified right now."
+        "PluginLab's token signing keys could not be fetched; tokens cannot be verified right now."
     )
 
     def __init__(self, description: str | None = None, *, retry_after: float = 0) -> None:

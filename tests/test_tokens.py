@@ -23,8 +23,8 @@ from pluginlab_django.tokens import (
     DisallowedAlgorithm,
     MalformedToken,
     MissingClaim,
-    SigningKeysUnavailable,
     SigningKeyStore,
+    SigningKeysUnavailable,
     TokenExpired,
     TokenNotYetValid,
     TokenPayload,
@@ -124,8 +124,14 @@ def forged_tokens(sb) -> dict[str, tuple[str, type[Exception] | tuple[type[Excep
     return {
         "alg none": (alg_none(sb), DisallowedAlgorithm),
         "HS256 with the public key": (hs256_with_public_key(sb), DisallowedAlgorithm),
-        "RS256 with the good key": (sign(sb, good_claims(sb), algorithm="RS256"), DisallowedAlgorithm),
-        "PS384 with the good key": (sign(sb, good_claims(sb), algorithm="PS384"), DisallowedAlgorithm),
+        "RS256 with the good key": (
+            sign(sb, good_claims(sb), algorithm="RS256"),
+            DisallowedAlgorithm,
+        ),
+        "PS384 with the good key": (
+            sign(sb, good_claims(sb), algorithm="PS384"),
+            DisallowedAlgorithm,
+        ),
         "wrong kid": (sign(sb, good_claims(sb), headers={"kid": "not-a-key"}), UnknownSigningKey),
         "kid with a path": (
             sign(sb, good_claims(sb), headers={"kid": "../../../etc/passwd"}),
@@ -458,7 +464,9 @@ def test_verified_cache_never_outlives_exp(sandbox, settings):
     settings.PLUGINLAB = {**settings.PLUGINLAB, "TOKEN_LEEWAY": 0}
     token = sandbox.mint_token(sandbox.member_ids()[0], expires_in=2)
     assert verify_token(token).uid
-    time.sleep(max(0.0, jwt.decode(token, options={"verify_signature": False})["exp"] - time.time()) + 0.1)
+    time.sleep(
+        max(0.0, jwt.decode(token, options={"verify_signature": False})["exp"] - time.time()) + 0.1
+    )
     with pytest.raises(TokenExpired):
         verify_token(token)
 
@@ -473,9 +481,9 @@ def test_verified_cache_is_bounded(sandbox, settings):
 def test_token_audience_follows_settings(sandbox, settings):
     token = sandbox.mint_token(sandbox.member_ids()[0])
     assert verify_token(token)
-    with override_settings(PLUGINLAB={**settings.PLUGINLAB, "TOKEN_AUDIENCE": "plugin:x:admin"}):
-        with pytest.raises(WrongAudience):
-            verify_token(token)
+    other_audience = {**settings.PLUGINLAB, "TOKEN_AUDIENCE": "plugin:x:admin"}
+    with override_settings(PLUGINLAB=other_audience), pytest.raises(WrongAudience):
+        verify_token(token)
 
 
 def test_reset_clears_the_shared_copy(sandbox):
