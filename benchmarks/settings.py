@@ -26,3 +26,6 @@ if os.environ.get("PLUGINLAB_BENCH_SQLITE"):
             "NAME": os.environ["PLUGINLAB_BENCH_SQLITE"],
         }
     }
+
+# Only the token views: the benchmark does not depend on the rest of the app's URLs.
+ROOT_URLCONF = "tests.views"

@@ -50,14 +50,21 @@ class QuotaView(WhoAmIView):
     permission_classes = [IsAuthenticated, IsWithinQuota]
 
 
-class OpenView(APIView):
-    """The same answer with no authentication at all (benchmark baseline)."""
+class EchoOpenView(APIView):
+    """A tiny answer with no authentication at all (the benchmark's baseline)."""
 
     authentication_classes: list = []
     permission_classes: list = []
 
     def get(self, request):
-        return Response({"ok": True})
+        return Response({"ok": True, "uid": getattr(request.auth, "uid", None)})
+
+
+class EchoTokenView(EchoOpenView):
+    """The same view behind token authentication."""
+
+    authentication_classes = [PluginLabTokenAuthentication]
+    permission_classes = [IsAuthenticated]
 
 
 @pluginlab_token_required
@@ -75,7 +82,8 @@ urlpatterns = [
     path("pro/", ProOnlyView.as_view(), name="auth-pro"),
     path("pro-or-quota/", ProOrQuotaView.as_view(), name="auth-pro-or-quota"),
     path("quota/", QuotaView.as_view(), name="auth-quota"),
-    path("open/", OpenView.as_view(), name="auth-open"),
+    path("echo-open/", EchoOpenView.as_view(), name="auth-echo-open"),
+    path("echo-token/", EchoTokenView.as_view(), name="auth-echo-token"),
     path("plain/", plain_view, name="auth-plain"),
     path("plain-post/", plain_post_view, name="auth-plain-post"),
 ]
