@@ -84,6 +84,15 @@ def test_light_user_loads_its_member_lazily(sandbox, django_assert_num_queries):
     )
 
 
+def test_echo_views_answer_the_same_with_and_without_authentication(sandbox, client):
+    """The benchmark's pair (benchmarks/drf_requests.py): only authentication differs."""
+    member_id = sandbox.member_ids()[0]
+    assert client.get("/auth/echo-open/").json() == {"ok": True, "uid": None}
+    token = sandbox.mint_token(member_id)
+    assert client.get("/auth/echo-token/", **bearer(token)).json() == {"ok": True, "uid": member_id}
+    assert client.get("/auth/echo-token/").status_code == 401
+
+
 # --- Rejected ----------------------------------------------------------------
 
 

@@ -256,6 +256,25 @@ def test_forged_tokens_are_rejected_with_the_failed_check(sandbox, name):
     assert token not in str(excinfo.value)
 
 
+@pytest.mark.parametrize("field", ["jku", "x5u"])
+def test_header_urls_are_never_followed(sandbox, field):
+    verify_token(sandbox.mint_token(sandbox.member_ids()[0]))
+    token = sign(sandbox, good_claims(sandbox), headers={field: f"{sandbox.url}/elsewhere/jwks"})
+    assert verify_token(token).uid  # signed by the real key: accepted, and...
+    assert sandbox.request_count("/elsewhere") == 0  # ...nothing fetched from the header's URL
+
+
+def test_embedded_jwk_is_never_trusted(sandbox):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from jwt.algorithms import RSAPSSAlgorithm
+
+    attacker = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    embedded = json.loads(RSAPSSAlgorithm.to_jwk(attacker.public_key()))
+    token = jwt.encode(good_claims(sandbox), attacker, algorithm="PS256", headers={"jwk": embedded})
+    with pytest.raises(BadSignature):
+        verify_token(token)
+
+
 def test_corpus_names_cover_every_forgery(sandbox):
     assert sorted(forged_tokens(sandbox)) == sorted(CORPUS)
 
