@@ -175,16 +175,17 @@ def serve_sandbox(members: int) -> None:
 
 
 class StatementCounter:
-    """Counts statements, and rows written to the member table."""
+    """Counts statements (not transaction control), and rows written to the member table."""
 
     def __init__(self) -> None:
         self.statements = 0
         self.member_rows_written = 0
 
     def __call__(self, execute, sql, params, many, context):
-        self.statements += 1
+        head = sql.lstrip()[:9].upper()
+        if not head.startswith(("BEGIN", "SAVEPOINT", "RELEASE", "COMMIT", "ROLLBACK")):
+            self.statements += 1
         result = execute(sql, params, many, context)
-        head = sql.lstrip()[:7].upper()
         if head.startswith(("INSERT", "UPDATE", "DELETE")) and MEMBER_TABLE in sql:
             self.member_rows_written += max(context["cursor"].rowcount, 0)
         return result

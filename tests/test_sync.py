@@ -20,14 +20,20 @@ pytestmark = pytest.mark.django_db
 Status = SyncRun.Status
 
 
+TRANSACTION_CONTROL = ("BEGIN", "SAVEPOINT", "RELEASE", "COMMIT", "ROLLBACK")
+
+
 class StatementCounter:
-    """Counts SQL statements through ``connection.execute_wrapper``."""
+    """Counts SQL statements through ``connection.execute_wrapper``, leaving
+    out transaction control (SQLite issues BEGIN as a statement, PostgreSQL
+    implicitly)."""
 
     def __init__(self) -> None:
         self.statements: list[str] = []
 
     def __call__(self, execute, sql, params, many, context):
-        self.statements.append(sql)
+        if not sql.lstrip().upper().startswith(TRANSACTION_CONTROL):
+            self.statements.append(sql)
         return execute(sql, params, many, context)
 
     def writes_to(self, table: str) -> list[str]:

@@ -3,11 +3,12 @@
 ``sync_members`` walks every page and writes each page with a constant number
 of SQL statements, whatever the page size:
 
-1. one SELECT of the page's existing rows (``remote_id``, pk,
+1. one SELECT of the page's existing rows (``remote_id``,
    ``remote_updated_at_ms``, ``deleted_remotely_at`` only);
 2. one INSERT ... ON CONFLICT (remote_id) DO UPDATE for the new *and* the
-   changed members together — a member whose ``updatedAtMs`` is not newer
-   than the stored one (and is not marked deleted) is not written at all;
+   changed members together (``member_upsert``) — a member whose
+   ``updatedAtMs`` is not newer than the stored one (and is not marked
+   deleted) is not written at all;
 3. one UPDATE of the ``SyncRun`` (counters and cursor), in the same
    transaction as 2., so the cursor never points past unstored data.
 
@@ -15,7 +16,8 @@ The upsert (rather than a plain INSERT) also makes a concurrent insert of the
 same member — a webhook's ``sync_member`` racing a page — harmless: no
 duplicate, no IntegrityError. On SQLite Django splits a batch into several
 INSERTs when it exceeds SQLite's 999-parameter limit (about 45 members);
-that is Django's batching, not per-row work.
+that is Django's batching, not per-row work. When ``member_synced`` has
+receivers, one more SELECT per page reads the written rows back for them.
 
 Only a **complete, successful** run (walked from the first page, no error)
 marks members it did not see with ``deleted_remotely_at``; the seen ids are
@@ -41,6 +43,7 @@ from ..clients import get_pluginlab_client
 from ..clients import types as remote
 from ..conf import pluginlab_settings
 from ..models import Member, SyncRun
+from .member_upsert import upsert_members
 from .runs import Progress, fail_run, finish_run, save_progress, start_exclusive_run
 from .seen_ids import SeenIds
 
@@ -193,7 +196,8 @@ def store_member_page(
 ) -> PageResult:
     """Upsert one page with one SELECT and one INSERT ... ON CONFLICT.
 
-    ``want_rows``: return the written rows (with pks) for ``member_synced``.
+    ``want_rows``: also return the written rows for ``member_synced`` (one
+    more SELECT, only when someone listens).
     """
     by_id = {member.id: member for member in members}  # a repeated id: last wins
     stored = {
@@ -203,30 +207,24 @@ def store_member_page(
         ).values_list("remote_id", "remote_updated_at_ms", "deleted_remotely_at")
     }
     result = PageResult()
-    rows: list[Member] = []
-    created_ids: set[str] = set()
+    rows: list[dict[str, Any]] = []
     for remote_id, member in by_id.items():
         found = stored.get(remote_id)
         if found is None:
-            created_ids.add(remote_id)
             result.created += 1
         elif needs_write(member, *found):
             result.updated += 1
         else:
             result.unchanged += 1
             continue
-        rows.append(Member(remote_id=remote_id, **member_row_values(member, now)))
-    if rows:
-        Member.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["remote_id"],
-            update_fields=list(UPDATE_FIELDS),
-        )
-        if want_rows:
-            if any(row.pk is None for row in rows):  # backends without RETURNING
-                rows = list(Member.objects.filter(remote_id__in=[row.remote_id for row in rows]))
-            result.written = [(row, row.remote_id in created_ids) for row in rows]
+        rows.append({"remote_id": remote_id, **member_row_values(member, now)})
+    pks = upsert_members(rows, UPDATE_FIELDS)
+    if want_rows and pks:
+        # Re-read so receivers see whole rows (plan, quota pointer included).
+        result.written = [
+            (row, row.remote_id not in stored)
+            for row in Member.objects.filter(pk__in=list(pks.values())).order_by("pk")
+        ]
     return result
 
 
