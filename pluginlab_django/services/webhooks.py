@@ -24,6 +24,7 @@ receiver for its event name) is marked ``ignored``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from collections.abc import Callable, Mapping
@@ -113,8 +114,15 @@ def store_delivery(
         "headers": {name: headers[name] for name in _STORED_HEADERS if name in headers},
         "body": body,
     }
+    # In autocommit the lone INSERT is atomic by itself; inside a caller's
+    # transaction a savepoint keeps a duplicate from breaking it.
+    guard = (
+        transaction.atomic()
+        if transaction.get_connection().in_atomic_block
+        else contextlib.nullcontext()
+    )
     try:
-        with transaction.atomic():
+        with guard:
             delivery = WebhookDelivery.objects.create(delivery_id=delivery_id, **fields)
     except IntegrityError:
         # Only delivery_id is unique: another request stored this delivery.
@@ -168,7 +176,7 @@ def process_delivery(
         handled = _handle(claimed)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:_ERROR_MAX]
-        _finish(pk, claim, status=Status.FAILED, error=error, processed_at=None)
+        _finish(claimed, claim, status=Status.FAILED, error=error, processed_at=None)
         logger.warning(
             "Webhook delivery %s (%s) failed on attempt %s: %s",
             claimed.delivery_id,
@@ -177,13 +185,11 @@ def process_delivery(
             type(exc).__name__,
             exc_info=True,
         )
-        claimed.refresh_from_db()
         _send_robust(signals.webhook_failed, delivery=claimed, exception=exc)
         return ProcessResult(claimed, Status.FAILED, error)
 
     status = Status.PROCESSED if handled else Status.IGNORED
-    _finish(pk, claim, status=status, error="", processed_at=timezone.now())
-    claimed.refresh_from_db()
+    _finish(claimed, claim, status=status, error="", processed_at=timezone.now())
     _send_robust(signals.webhook_processed, delivery=claimed)
     return ProcessResult(claimed, status)
 
@@ -207,15 +213,19 @@ def _claim(pk: int, *, reprocess: bool) -> datetime | None:
     return now if updated else None
 
 
-def _finish(pk: int, claim: datetime, **fields: Any) -> None:
-    """Record the outcome, unless the claim was taken over meanwhile."""
+def _finish(delivery: WebhookDelivery, claim: datetime, **fields: Any) -> None:
+    """Record the outcome (in the row and on ``delivery``), unless the claim was taken over."""
     updated = WebhookDelivery.objects.filter(
-        pk=pk, status=Status.PROCESSING, claimed_at=claim
+        pk=delivery.pk, status=Status.PROCESSING, claimed_at=claim
     ).update(**fields)
-    if not updated:
+    if updated:
+        for name, value in fields.items():
+            setattr(delivery, name, value)
+    else:
+        delivery.refresh_from_db()
         logger.warning(
             "Webhook delivery pk=%s: claim from %s was taken over; outcome %s not recorded",
-            pk,
+            delivery.pk,
             claim.isoformat(),
             fields.get("status"),
         )

@@ -1,0 +1,252 @@
+"""Webhook deliveries per second into PostgreSQL under a real WSGI server.
+
+    .venv/bin/python benchmarks/webhooks.py [--deliveries 2000] [--senders 1 8]
+        [--processing deferred|eager] [--workers 3] [--threads 4]
+
+Starts a throwaway PostgreSQL (tests.services), migrates it, starts gunicorn
+(gthread workers, loopback) on benchmarks/webhook_settings.py, then for each
+sender count posts signed deliveries from Python threads, each with its own
+keep-alive ``requests.Session``. One delivery in ten is sent a second time
+(by another sender, so repeats can race the original) to exercise the
+deduplication under load.
+
+Processing: ``deferred`` (default, the production shape: the receiver
+stores and queues, Celery workers process) queues the task on an in-memory
+broker nobody consumes, and the script then processes every delivery through
+the service; ``eager`` runs the Celery task inside the request, as the demo
+does — store, claim, signals, outcome — so it measures both together. The events have no built-in
+handling, so nothing calls PluginLab: the figure is the receiver's own cost.
+
+Afterwards it checks every delivery: stored exactly once (0 lost, 0
+duplicated), processed exactly once (attempts == 1, final status), every
+answer 2xx. Target: >= 300 deliveries/s with 8 senders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.services import free_port, postgres_server  # noqa: E402
+
+TARGET_PER_SECOND = 300
+SECRET = "benchmark-webhook-secret"
+REPEAT_EVERY = 10
+
+
+def signed(delivery_id: str, event: str) -> tuple[bytes, dict[str, str]]:
+    from pluginlab_django.webhooks import compute_signature
+
+    now_ms = int(time.time() * 1000)
+    body = json.dumps(
+        {
+            "event": event,
+            "deliveryId": delivery_id,
+            "createdAtMs": now_ms,
+            "data": {"member": {"id": "mem_" + uuid.uuid4().hex + "0" * 8}},
+        },
+        separators=(",", ":"),
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-PluginLab-Signature": compute_signature(body, SECRET),
+        "X-PluginLab-Event": event,
+        "X-PluginLab-Delivery-Id": delivery_id,
+        "X-PluginLab-Hook-Id": "hook_bench",
+        "X-PluginLab-Plugin-Id": "plg_benchmark",
+        "X-PluginLab-Signature-Version": "1",
+        "X-PluginLab-Signature-Algorithm": "sha256",
+        "X-PluginLab-Timestamp": str(now_ms),
+        "X-Powered-By": "PluginLab",
+    }
+    return body, headers
+
+
+@contextlib.contextmanager
+def gunicorn(port: int, workers: int, threads: int, env: dict[str, str]):
+    command = [
+        sys.executable, "-m", "gunicorn", "django.core.wsgi:get_wsgi_application()",
+        "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
+        "--workers", str(workers), "--threads", str(threads), "--keep-alive", "30",
+        "--log-level", "warning", "--chdir", str(ROOT),
+    ]
+    proc = subprocess.Popen(command, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(requests.ConnectionError):
+                requests.get(f"http://127.0.0.1:{port}/pluginlab/webhook/", timeout=2)
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not start")
+            time.sleep(0.1)
+        yield
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def run_round(url: str, senders: int, count: int, tag: str) -> dict:
+    """Post ``count`` unique deliveries (plus repeats) from ``senders`` threads."""
+    unique = [(f"dlv_{tag}_{i:06d}_{uuid.uuid4().hex[:8]}", "bench.ping") for i in range(count)]
+    plan = list(unique) + unique[::REPEAT_EVERY]
+    random.Random(tag).shuffle(plan)
+    prepared = [signed(delivery_id, event) for delivery_id, event in plan]
+    shares = [prepared[i::senders] for i in range(senders)]
+    answers: Counter[int] = Counter()
+    statuses: Counter[str] = Counter()
+    lock = threading.Lock()
+    barrier = threading.Barrier(senders + 1)
+
+    def send(share):
+        local_answers: Counter[int] = Counter()
+        local_statuses: Counter[str] = Counter()
+        with requests.Session() as session:
+            barrier.wait()
+            for body, headers in share:
+                response = session.post(url, data=body, headers=headers, timeout=30)
+                local_answers[response.status_code] += 1
+                if response.ok:
+                    local_statuses[response.json()["status"]] += 1
+        with lock:
+            answers.update(local_answers)
+            statuses.update(local_statuses)
+
+    threads = [threading.Thread(target=send, args=(share,)) for share in shares]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    return {
+        "senders": senders,
+        "requests": len(plan),
+        "unique": [delivery_id for delivery_id, _ in unique],
+        "elapsed": elapsed,
+        "per_second": len(plan) / elapsed,
+        "answers": answers,
+        "statuses": statuses,
+    }
+
+
+def check_round(result: dict, processing: str) -> list[str]:
+    """Every delivery stored once and processed once; returns the problems."""
+    from django.db.models import Count
+
+    from pluginlab_django.models import WebhookDelivery
+    from pluginlab_django.services.webhooks import process_delivery
+
+    ids = result["unique"]
+    rows = WebhookDelivery.objects.filter(delivery_id__in=ids)
+    if processing == "deferred":
+        for pk in rows.filter(status=WebhookDelivery.Status.RECEIVED).values_list("pk", flat=True):
+            process_delivery(pk)
+    problems = []
+    per_id = dict(rows.values_list("delivery_id").annotate(n=Count("id")))
+    lost = [i for i in ids if i not in per_id]
+    duplicated = [i for i, n in per_id.items() if n > 1]
+    not_once = rows.exclude(status=WebhookDelivery.Status.IGNORED, attempts=1).count()
+    non_2xx = sum(n for status, n in result["answers"].items() if not 200 <= status < 300)
+    if lost:
+        problems.append(f"{len(lost)} lost")
+    if duplicated:
+        problems.append(f"{len(duplicated)} duplicated")
+    if not_once:
+        problems.append(f"{not_once} not processed exactly once")
+    if non_2xx:
+        problems.append(f"{non_2xx} non-2xx answers {dict(result['answers'])}")
+    expected_duplicates = result["requests"] - len(ids)
+    if result["statuses"]["duplicate"] != expected_duplicates:
+        problems.append(
+            f"{result['statuses']['duplicate']} answered duplicate, expected {expected_duplicates}"
+        )
+    result.update(lost=len(lost), duplicated=len(duplicated), not_once=not_once)
+    return problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--deliveries", type=int, default=2000, help="unique per round")
+    parser.add_argument("--senders", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--processing", choices=["eager", "deferred"], default="deferred")
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args()
+
+    with postgres_server() as database_url:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "DJANGO_SETTINGS_MODULE": "benchmarks.webhook_settings",
+            "BENCH_PROCESSING": args.processing,
+            "BENCH_WEBHOOK_SECRET": SECRET,
+            "PYTHONPATH": str(ROOT),
+        }
+        os.environ.update({k: env[k] for k in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE",
+                                               "BENCH_PROCESSING", "BENCH_WEBHOOK_SECRET")})
+        import django
+        from django.core.management import call_command
+
+        django.setup()
+        call_command("migrate", verbosity=0)
+
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/pluginlab/webhook/"
+        print(
+            f"gunicorn gthread {args.workers} workers x {args.threads} threads, PostgreSQL, "
+            f"processing {args.processing}, {args.deliveries} deliveries per round "
+            f"+ {args.deliveries // REPEAT_EVERY} repeats"
+        )
+        failures = []
+        results = []
+        with gunicorn(port, args.workers, args.threads, env):
+            run_round(url, 2, 100, "warmup")  # connections, imports
+            for senders in args.senders:
+                result = run_round(url, senders, args.deliveries, f"s{senders}")
+                problems = check_round(result, args.processing)
+                results.append(result)
+                verdict = "OK" if not problems else "FAIL: " + ", ".join(problems)
+                print(
+                    f"{senders} sender(s): {result['requests']} requests in "
+                    f"{result['elapsed']:.2f}s = {result['per_second']:.0f} deliveries/s; "
+                    f"stored {len(result['unique']) - result['lost']}/{len(result['unique'])}, "
+                    f"lost {result['lost']}, duplicated {result['duplicated']}, "
+                    f"processed-not-once {result['not_once']} -> {verdict}"
+                )
+                failures.extend(problems)
+        eight = next((r for r in results if r["senders"] == 8), None)
+        if eight:
+            ratio = eight["per_second"] / TARGET_PER_SECOND
+            print(
+                f"8 senders: {eight['per_second']:.0f}/s vs target {TARGET_PER_SECOND}/s "
+                f"= {ratio:.2f}x ({'met' if ratio >= 1 else 'MISSED'})"
+            )
+            if ratio < 1:
+                failures.append("target missed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
