@@ -15,7 +15,8 @@ member_synced = Signal()
 member_deleted_remotely = Signal()
 #: A member was deleted remotely through our own services. kwargs: member_id
 member_deleted = Signal()
-#: A member's identities were refreshed from remote. kwargs: member, identities
+#: A member's identities were refreshed from remote. kwargs: member, identities,
+#: removed (providers no longer listed remotely, deleted locally)
 identities_synced = Signal()
 #: A quota snapshot was taken. kwargs: member, snapshot
 quota_snapshot_taken = Signal()
