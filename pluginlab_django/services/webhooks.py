@@ -36,7 +36,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .. import signals
+from .. import signals, sync
 from ..conf import pluginlab_settings
 from ..models import SyncRun, WebhookDelivery
 from ..webhooks import WebhookHeaders, parse_payload
@@ -262,8 +262,6 @@ def _handle_builtin(event: str, payload: Mapping[str, Any]) -> bool:
 
 
 def _handle_member(event: str, member_id: str) -> None:
-    from .. import sync
-
     if event == "member.deleted":
         sync.mark_member_deleted(member_id)
     else:
@@ -271,14 +269,10 @@ def _handle_member(event: str, member_id: str) -> None:
 
 
 def _handle_identity(event: str, member_id: str) -> None:
-    from .. import sync
-
     _raise_if_failed(sync.sync_identities([member_id]))
 
 
 def _handle_quota(event: str, member_id: str) -> None:
-    from .. import sync
-
     _raise_if_failed(sync.snapshot_quotas([member_id]))
 
 
