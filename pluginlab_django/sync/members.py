@@ -44,6 +44,7 @@ from ..clients import types as remote
 from ..conf import pluginlab_settings
 from ..models import Member, SyncRun
 from .member_upsert import upsert_members
+from .prefetch import prefetched
 from .runs import Progress, fail_run, finish_run, save_progress, start_exclusive_run
 from .seen_ids import SeenIds
 
@@ -72,6 +73,9 @@ UPDATE_FIELDS: tuple[str, ...] = (
     "deleted_remotely_at",
     "remote_data",
 )
+
+#: Pages fetched ahead while one is written (0: fetch and write in turn).
+PREFETCH_PAGES = 1
 
 #: Members marked deleted per UPDATE at the end of a complete run.
 MARK_CHUNK_SIZE = 500
@@ -284,7 +288,10 @@ def _walk_pages(
     # Build per-member signal payloads only when someone listens.
     want_rows = signals.member_synced.has_listeners(Member)
     done = 0
-    for page in client.iter_member_pages(limit=page_size, start_after=start_after):
+    pages = client.iter_member_pages(limit=page_size, start_after=start_after)
+    if PREFETCH_PAGES:
+        pages = prefetched(pages, depth=PREFETCH_PAGES)
+    for page in pages:
         now = timezone.now()
         with transaction.atomic():
             result = store_member_page(page.items, now=now, want_rows=want_rows)
