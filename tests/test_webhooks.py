@@ -723,3 +723,55 @@ def test_concurrent_reprocessing_runs_the_handlers_once():
     assert sorted(outcomes) == [Status.IGNORED] + ["skipped"] * (workers - 1)
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == (Status.IGNORED, 1)
+
+
+# The task's retries ----------------------------------------------------------
+
+
+@pytest.mark.django_db
+class TestProcessingTask:
+    """The worker path (not eager): a failure is retried with backoff, then left."""
+
+    def run_as_worker(self, pk, retries):
+        from pluginlab_django.tasks.webhooks import process_webhook_delivery
+
+        process_webhook_delivery.push_request(
+            id=f"task-{uuid.uuid4().hex}", args=[pk], kwargs={}, retries=retries,
+            is_eager=False, called_directly=False,
+        )
+        try:
+            return process_webhook_delivery.run(pk)
+        finally:
+            process_webhook_delivery.pop_request()
+
+    def test_failure_is_retried_with_backoff(self):
+        from celery.exceptions import Retry
+
+        delivery = stored_delivery()
+        with SignalRecorder(signals.webhook_received, raises=RuntimeError("boom")), \
+                pytest.raises(Retry) as info:
+            self.run_as_worker(delivery.pk, retries=2)
+        assert 90 <= info.value.when <= 150  # 30 s * 2**2, +-25 % jitter
+        delivery.refresh_from_db()
+        assert delivery.status == Status.FAILED
+
+    def test_last_retry_leaves_it_failed_without_raising(self):
+        delivery = stored_delivery()
+        with SignalRecorder(signals.webhook_received, raises=RuntimeError("boom")):
+            assert self.run_as_worker(delivery.pk, retries=6) == Status.FAILED
+        delivery.refresh_from_db()
+        assert (delivery.status, delivery.attempts) == (Status.FAILED, 1)
+
+    def test_success_is_not_retried(self):
+        delivery = stored_delivery()
+        assert self.run_as_worker(delivery.pk, retries=0) == Status.IGNORED
+
+    def test_eager_failure_is_not_retried_in_process(self):
+        from pluginlab_django.tasks.webhooks import process_webhook_delivery
+
+        delivery = stored_delivery()
+        with SignalRecorder(signals.webhook_received, raises=RuntimeError("boom")) as rec:
+            process_webhook_delivery.delay(delivery.pk)
+        assert len(rec.calls) == 1
+        delivery.refresh_from_db()
+        assert (delivery.status, delivery.attempts) == (Status.FAILED, 1)
