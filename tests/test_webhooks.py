@@ -81,6 +81,7 @@ class SignalRecorder:
     """Counts the calls of one signal (thread-safe: the live server is threaded)."""
 
     def __init__(self, signal, raises: Exception | None = None):
+        self.__qualname__ = "SignalRecorder"  # send_robust logs receivers by qualname
         self.signal = signal
         self.raises = raises
         self.calls: list[dict] = []
@@ -483,6 +484,11 @@ class TestReceiver:
             post(client, body, headers)
             assert post(client, body, headers).status_code == 200
         assert len(rec.calls) == 1
+
+    def test_broken_stored_receiver_still_answers_2xx(self, client, webhook_secret):
+        with SignalRecorder(signals.webhook_stored, raises=RuntimeError("oops")):
+            assert deliver(client).status_code == 200
+        assert WebhookDelivery.objects.get().status == Status.IGNORED
 
     def test_broken_lifecycle_receiver_does_not_undo_the_outcome(self, client, webhook_secret):
         with SignalRecorder(signals.webhook_processed, raises=RuntimeError("late")):

@@ -128,7 +128,8 @@ def store_delivery(
         # Only delivery_id is unique: another request stored this delivery.
         delivery = WebhookDelivery.objects.get(delivery_id=delivery_id)
         return StoredDelivery(delivery, created=False)
-    signals.webhook_stored.send(sender=WebhookDelivery, delivery=delivery)
+    # Robust: the delivery is stored, so the sender must get its 2xx.
+    _send_robust(signals.webhook_stored, delivery=delivery)
     return StoredDelivery(delivery, created=True)
 
 
