@@ -28,7 +28,7 @@ class Command(BaseCommand):
             "kinds",
             nargs="*",
             choices=[*KINDS, "all"],
-            default=["all"],
+            default="all",  # a string: argparse checks a '*' default against choices
             metavar="{members,identities,quotas,apikeys,all}",
             help="What to sync (default: all).",
         )
@@ -48,7 +48,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        kinds = [kind for kind in KINDS if kind in options["kinds"] or "all" in options["kinds"]]
+        requested = options["kinds"]
+        requested = [requested] if isinstance(requested, str) else requested
+        kinds = [kind for kind in KINDS if kind in requested or "all" in requested]
         if options["use_celery"]:
             self._enqueue(kinds, resume=options["resume"])
             return
