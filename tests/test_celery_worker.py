@@ -175,7 +175,7 @@ def _rerun_with_a_file_database(request, tmp_path: Path) -> None:
     env = {**os.environ, "PLUGINLAB_TEST_SQLITE": str(tmp_path / "worker-test.sqlite3")}
     node = f"{Path(request.node.fspath).relative_to(REPO)}::{request.node.name}"
     child = subprocess.run(
-        [sys.executable, "-m", "pytest", node, "-q", "-p", "no:cacheprovider", "-rA"],
+        [sys.executable, "-m", "pytest", node, "-q", "-rA"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=DEADLINE_SECONDS + 120,
     )
     output = child.stdout[-6000:] + child.stderr[-2000:]
