@@ -60,7 +60,11 @@ def b64(data: bytes) -> str:
 
 
 def signing_key(sb):
-    """(kid, private key) the sandbox currently signs with."""
+    """(kid, private key) the sandbox currently signs with: forgeries "with a
+    good key" (RS256, PS384, crit, no kid...) need the real private key."""
+    assert hasattr(sb, "signing_private_key"), (
+        "Sandbox.signing_private_key -> (kid, RSAPrivateKey) is needed to forge tokens"
+    )
     return sb.signing_private_key
 
 
