@@ -15,32 +15,32 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from .exceptions import (
-    PlugipayError,
-    PlugipayUnavailable,
     PluginLabError,
     PluginLabUnavailable,
+    PlugipayError,
+    PlugipayUnavailable,
     RefreshNotSupported,
     RefreshTokenFailed,
     RemoteError,
     RemoteUnavailable,
 )
-from .plugipay import PlugipayClient
 from .pluginlab import UNSET, PluginLabClient
+from .plugipay import PlugipayClient
 
 __all__ = [
     "UNSET",
-    "PlugipayClient",
-    "PlugipayError",
-    "PlugipayUnavailable",
     "PluginLabClient",
     "PluginLabError",
     "PluginLabUnavailable",
+    "PlugipayClient",
+    "PlugipayError",
+    "PlugipayUnavailable",
     "RefreshNotSupported",
     "RefreshTokenFailed",
     "RemoteError",
     "RemoteUnavailable",
-    "get_plugipay_client",
     "get_pluginlab_client",
+    "get_plugipay_client",
 ]
 
 _lock = threading.Lock()
