@@ -31,6 +31,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "pluginlab_django",
 ]
 
@@ -63,7 +65,9 @@ TEMPLATES = [
 ]
 
 DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'demo_project' / 'db.sqlite3'}")
+    "default": env.db(
+        "DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'demo_project' / 'db.sqlite3'}"
+    )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Concurrent writers (webhooks, Celery eager tasks, the admin) wait for
@@ -91,6 +95,11 @@ CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+
+from pluginlab_django.schedules import DEFAULT_BEAT_SCHEDULE  # noqa: E402
+
+CELERY_BEAT_SCHEDULE = DEFAULT_BEAT_SCHEDULE
 
 PLUGINLAB = {
     "PLUGIN_ID": env("PLUGINLAB_PLUGIN_ID", default=None),
@@ -112,4 +121,22 @@ REST_FRAMEWORK = {
         "pluginlab_django.authentication.PluginLabTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "django-pluginlab demo API",
+    "DESCRIPTION": "Send `Authorization: Bearer <PluginLab token>`.",
+    "VERSION": "1.0.0",
+    # Swagger UI from the sidecar package: the demo works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"pluginlab_django": {"handlers": ["console"], "level": "INFO"}},
 }

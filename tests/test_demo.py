@@ -1,0 +1,114 @@
+"""The demo path, headless: the real runner on temporary ports and database."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process whose ancestry leads to ``pid`` (read from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        children = {child for child, parent in parents.items() if parent in frontier}
+        frontier = children - found
+        found |= children
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_demo_runs_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path):
+    port, sandbox_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["DJANGO_SETTINGS_MODULE"] = "demo_project.settings"
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "demo_project.run_demo",
+            "--port",
+            str(port),
+            "--sandbox-port",
+            str(sandbox_port),
+            "--members",
+            "40",
+            "--db",
+            str(tmp_path / "demo.sqlite3"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    token = None
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            line = runner.stdout.readline()
+            if not line:
+                break
+            output.append(line)
+            match = re.match(r"export PLUGINLAB_DEMO_TOKEN=(\S+)", line)
+            if match:
+                token = match.group(1)
+            if "Press Ctrl-C" in line:
+                break
+        assert token, "the runner printed no token:\n" + "".join(output[-40:])
+        children = descendants(runner.pid)
+        assert len(children) >= 2  # the sandbox and the web server at least
+
+        base = f"http://127.0.0.1:{port}"
+        me = requests.get(
+            f"{base}/api/me", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        assert me.status_code == 200, me.text
+        body = me.json()
+        assert body["id"].startswith("mem_")
+        assert body["mirrored"] is True  # the sync put the member in the mirror
+        assert requests.get(f"{base}/api/me", timeout=10).status_code == 401
+        login = requests.get(f"{base}/admin/login/", timeout=10)
+        assert login.status_code == 200 and "csrfmiddlewaretoken" in login.text
+
+        runner.send_signal(signal.SIGINT)
+        runner.wait(30)
+        time.sleep(0.5)
+        assert [pid for pid in children if alive(pid)] == []
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
