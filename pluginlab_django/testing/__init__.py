@@ -1,1 +1,9 @@
-"""The sandbox: a loopback emulator of the PluginLab and Plugipay APIs."""
+"""The sandbox: a loopback emulator of the PluginLab and Plugipay APIs.
+
+``from pluginlab_django.testing import Sandbox`` works without Django
+settings; see docs/sandbox.md.
+"""
+
+from .sandbox import Sandbox
+
+__all__ = ["Sandbox"]

@@ -1,0 +1,3 @@
+"""Shared pytest configuration: the sandbox fixtures (``pluginlab_sandbox``, ``sandbox``)."""
+
+pytest_plugins = ["pluginlab_django.testing.pytest_plugin"]
