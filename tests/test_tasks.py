@@ -74,11 +74,15 @@ def test_sync_identities_task_fans_out_and_is_idempotent(chunked):
     tasks.sync_members_task.delay()
     result = tasks.sync_identities_task.delay().get()
     assert result["chunks"] == 3
-    runs = SyncRun.objects.filter(kind=SyncRun.Kind.IDENTITIES)
-    assert runs.count() == 3 and {r.status for r in runs} == {Status.SUCCEEDED}
+    runs = list(SyncRun.objects.filter(kind=SyncRun.Kind.IDENTITIES))
+    assert len(runs) == 3 and {r.status for r in runs} == {Status.SUCCEEDED}
     created = sum(r.created for r in runs)
+    assert created > 0
     tasks.sync_identities_task.delay()
-    again = SyncRun.objects.filter(kind=SyncRun.Kind.IDENTITIES).exclude(pk__in=runs)
+    again = SyncRun.objects.filter(kind=SyncRun.Kind.IDENTITIES).exclude(
+        pk__in=[r.pk for r in runs]
+    )
+    assert again.count() == 3
     assert sum(r.created for r in again) == 0
     assert sum(r.unchanged for r in again) == created
 
