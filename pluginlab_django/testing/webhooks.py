@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import queue
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 MAX_ATTEMPTS = 3
 RETRY_PAUSE_SECONDS = 0.2
@@ -149,15 +149,9 @@ class WebhookSender:
                 "X-PluginLab-Timestamp": str(int(time.time() * 1000)),
                 "X-Powered-By": "PluginLab",
             }
-            # The URL is checked to be http(s) by set_url().
-            request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
             try:
-                with urllib.request.urlopen(request, timeout=SEND_TIMEOUT_SECONDS) as answer:  # noqa: S310
-                    record["status_code"] = answer.status
-            except urllib.error.HTTPError as exc:
-                record["status_code"] = exc.code
-                exc.close()
-            except (OSError, ValueError):
+                record["status_code"] = _post(url, body, headers)
+            except (OSError, ValueError, http.client.HTTPException):
                 record["status_code"] = None
             status = record["status_code"]
             record["ok"] = status is not None and 200 <= status < 300
@@ -166,3 +160,21 @@ class WebhookSender:
                 break
             time.sleep(RETRY_PAUSE_SECONDS * attempt)
         return record
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    """POST with http.client, which keeps header names as written (urllib would
+    turn ``X-PluginLab-Signature`` into ``X-Pluginlab-Signature``)."""
+    parts = urlsplit(url)
+    connection_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    connection = connection_class(parts.netloc, timeout=SEND_TIMEOUT_SECONDS)
+    try:
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        connection.request("POST", target, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
