@@ -27,11 +27,12 @@ continue from it) and a new run starts.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from .. import signals
@@ -54,6 +55,9 @@ logger = logging.getLogger("pluginlab_django.sync")
 #: ``progress(done, total)``: called after each page or member; ``total`` is
 #: ``None`` when unknown. Keeps tqdm (or any UI) out of the sync code.
 Progress = Callable[[int, "int | None"], None]
+
+#: Pauses between attempts to record a run's outcome (then a last attempt).
+OUTCOME_SAVE_RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0)
 
 #: Longest ``SyncRun.error`` kept; the first per-member errors are enough.
 MAX_ERROR_LENGTH = 2000
@@ -123,7 +127,7 @@ def finish_run(run: SyncRun) -> SyncRun:
     run.status = Status.SUCCEEDED
     run.finished_at = timezone.now()
     run.error = run.error[:MAX_ERROR_LENGTH]
-    run.save()
+    _save_outcome(run)
     _send_finished(run)
     return run
 
@@ -134,10 +138,24 @@ def fail_run(run: SyncRun, exc: BaseException, *, detail: str = "") -> SyncRun:
     run.finished_at = timezone.now()
     run.error = "\n".join(filter(None, [describe_error(exc), detail]))[:MAX_ERROR_LENGTH]
     run.exception = exc
-    run.save()
+    _save_outcome(run)
     logger.warning("%s sync run %s failed: %s", run.kind, run.pk, describe_error(exc))
     _send_finished(run)
     return run
+
+
+def _save_outcome(run: SyncRun) -> None:
+    """Save the final status, retrying briefly: this write releases the lock,
+    and a transient refusal (a busy SQLite, a PostgreSQL serialization
+    hiccup) must not leave a run "running" until ``SYNC_LOCK_TIMEOUT``."""
+    for delay in OUTCOME_SAVE_RETRY_DELAYS:
+        try:
+            run.save()
+            return
+        except OperationalError:
+            logger.warning("Could not record the outcome of sync run %s; retrying", run.pk)
+            time.sleep(delay)
+    run.save()
 
 
 def describe_error(exc: BaseException) -> str:
