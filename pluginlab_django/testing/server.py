@@ -47,6 +47,9 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
     # Headers and body go out in two writes: without this, Nagle plus the
     # client's delayed ACK adds ~40 ms to every keep-alive response.
     disable_nagle_algorithm = True
+    # An idle keep-alive connection or a body shorter than its Content-Length
+    # frees its thread after this many seconds instead of holding it forever.
+    timeout = 60
 
     def log_message(self, format: str, *args: object) -> None:
         if self.server.sandbox.verbose:
