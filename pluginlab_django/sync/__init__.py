@@ -14,7 +14,7 @@ let a caller draw a progress bar without this package knowing about it.
 """
 
 from .apikeys import store_api_key, sync_api_keys
-from .identities import store_identities, sync_identities
+from .identities import store_identities, store_identity, sync_identities
 from .member_batches import active_member_id_chunks
 from .members import mark_member_deleted, store_member, sync_member, sync_members
 from .quotas import snapshot_quotas, store_quota
@@ -28,6 +28,7 @@ __all__ = [
     "snapshot_quotas",
     "store_api_key",
     "store_identities",
+    "store_identity",
     "store_member",
     "store_quota",
     "sync_api_keys",

@@ -44,9 +44,7 @@ def identity_row_values(identity: remote.Identity) -> dict[str, Any]:
     }
 
 
-def store_identities(
-    member: Member, identities: Mapping[str, remote.Identity]
-) -> list[Identity]:
+def store_identities(member: Member, identities: Mapping[str, remote.Identity]) -> list[Identity]:
     """Upsert ``member``'s identities by provider; delete providers no longer listed."""
     rows, _outcome = _store_identities(member, identities)
     return rows
@@ -60,8 +58,7 @@ def _store_identities(
     rows: list[Identity] = []
     with transaction.atomic():
         existing = {
-            row.provider: row
-            for row in Identity.objects.select_for_update().filter(member=member)
+            row.provider: row for row in Identity.objects.select_for_update().filter(member=member)
         }
         for provider, identity in identities.items():
             row = existing.pop(provider, None)
@@ -87,9 +84,7 @@ def _store_identities(
                     provider,
                     member.remote_id,
                 )
-    signals.identities_synced.send(
-        sender=Identity, member=member, identities=rows, removed=removed
-    )
+    signals.identities_synced.send(sender=Identity, member=member, identities=rows, removed=removed)
     return rows, outcome
 
 
@@ -136,3 +131,28 @@ def sync_identities(
         return _store_identities(member, identities)[1]
 
     return run_per_member(SyncRun.Kind.IDENTITIES, member_ids, handle, progress)
+
+
+def store_identity(
+    member: Member, identity: remote.Identity, *, refreshed: bool = False
+) -> Identity:
+    """Upsert one identity (e.g. a refresh's answer) without touching the others.
+
+    ``refreshed`` records a successful refresh: ``refreshed_at`` is set and
+    ``needs_reauth`` cleared, since the provider accepted the refresh token.
+    """
+    now = timezone.now()
+    values = identity_row_values(identity)
+    if refreshed:
+        values.update(refreshed_at=now, needs_reauth=False)
+    with transaction.atomic():
+        row = (
+            Identity.objects.select_for_update()
+            .filter(member=member, provider=identity.provider)
+            .first()
+        )
+        if row is None:
+            row, _created = _create_identity(member, identity.provider, values, now)
+        else:
+            _update_identity(row, values, now)
+    return row
