@@ -167,13 +167,8 @@ def serve_sandbox(members: int) -> None:
     import django
 
     django.setup()
-    from pluginlab_django.testing import Sandbox, server
+    from pluginlab_django.testing import Sandbox
 
-    # The sandbox writes a response's headers and body in two sends; with
-    # Nagle's algorithm on, the body then waits for the client's delayed ACK
-    # (~40 ms a page on Linux) — a stall of the emulator, not of the code
-    # measured here. TCP_NODELAY on its sockets removes it.
-    server.SandboxRequestHandler.disable_nagle_algorithm = True
     with Sandbox(members=members, seed=1) as sb:
         print(json.dumps(sb.pluginlab_settings()), flush=True)
         sys.stdin.read()  # serve until the parent closes our stdin
