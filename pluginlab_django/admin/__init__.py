@@ -1,3 +1,3 @@
 """The Django admin for PluginLab data: one module per model admin."""
 
-from . import webhooks  # noqa: F401
+from . import apikeys, dashboard, events, members, sync_runs, webhooks  # noqa: F401

@@ -1,6 +1,7 @@
 """Mirrored PluginLab and Plugipay records, one module per domain."""
 
 from .apikeys import ApiKey
+from .dashboard import Dashboard
 from .events import CustomEvent
 from .identities import Identity
 from .members import Member
@@ -11,6 +12,7 @@ from .webhooks import WebhookDelivery
 __all__ = [
     "ApiKey",
     "CustomEvent",
+    "Dashboard",
     "Identity",
     "Member",
     "QuotaSnapshot",

@@ -1,0 +1,48 @@
+"""Small HTML fragments the admin pages share: usage bars, masked secrets."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from ..models import QuotaSnapshot
+
+
+def usage_bar(snapshot: QuotaSnapshot | None) -> SafeString | str:
+    """``count/limit`` with a small bar; red when over the limit."""
+    if snapshot is None:
+        return "–"
+    if snapshot.is_unlimited:
+        return format_html('<span class="pl-usage">{} / ∞</span>', snapshot.usage_count)
+    ratio = snapshot.usage_ratio or 0.0
+    state = "over" if snapshot.is_over_limit else ("high" if ratio >= 0.8 else "ok")
+    return format_html(
+        '<span class="pl-usage pl-usage-{}" title="{}% of {}">'
+        '<span class="pl-usage-bar"><span style="width:{}%"></span></span> {} / {}</span>',
+        state,
+        round(ratio * 100),
+        snapshot.interval or "the interval",
+        min(100, round(ratio * 100)),
+        snapshot.usage_count,
+        snapshot.usage_limit,
+    )
+
+
+def mask_secret(value: str | None) -> str:
+    """Enough of a token to recognise it, never enough to use it."""
+    if not value:
+        return "–"
+    if len(value) <= 10:
+        return "•" * 6
+    return f"{value[:4]}…{value[-3:]}"
+
+
+def expiry(value) -> SafeString | str:
+    if value is None:
+        return "–"
+    if value <= timezone.now():
+        return format_html(
+            '<span class="pl-expired">{} (expired)</span>', value.strftime("%Y-%m-%d %H:%M")
+        )
+    return value.strftime("%Y-%m-%d %H:%M")
