@@ -150,7 +150,11 @@ def test_statements_per_page_do_not_depend_on_page_size(sandbox, writes):
         with connection.execute_wrapper(counter):
             sync.sync_members(page_size=page_size, progress=mark)
         per_page[page_size] = {b - a for a, b in itertools.pairwise(marks)}
-    assert per_page[10] == per_page[40] == ({3} if writes else {2})
+    # The same few statements for 10 or 40 members a page. (Django 4.2 writes
+    # a new page's upsert in two statements on SQLite, later versions in one.)
+    assert per_page[10] == per_page[40]
+    assert len(per_page[10]) == 1
+    assert per_page[10] <= ({3, 4} if writes else {2})
 
 
 def test_member_deleted_remotely_is_marked_not_dropped(sandbox):
