@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-sqlite test-postgres lint bench clean venv
+.PHONY: demo test test-sqlite test-postgres test-compat lint bench clean venv
 
 ## Create the virtualenv and install everything (skipped when up to date).
 $(STAMP): requirements/base.txt requirements/test.txt requirements/dev.txt
@@ -40,4 +40,24 @@ bench: $(STAMP)
 	done
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info demo_project/db.sqlite3* tests/artifacts
+	rm -rf $(VENV) .venv-dj42 .venv-dj6 build dist *.egg-info demo_project/db.sqlite3* tests/artifacts
+
+## Other supported stacks (run by .ci/run after `make test`): Django 4.2 on
+## Python 3.10 and Django 6 on Python 3.12, the fast tests on SQLite.
+PY310 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10) $(shell command -v python3.10))
+PY312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) $(shell command -v python3.12))
+COMPAT_TESTS := -m "not browser and not slow and not celery_worker" -p no:cacheprovider
+
+.venv-dj42/.installed: requirements/base.txt requirements/test.txt
+	test -x .venv-dj42/bin/python || $(PY310) -m venv .venv-dj42
+	.venv-dj42/bin/python -m pip install --quiet -r requirements/test.txt "Django>=4.2,<5"
+	touch $@
+
+.venv-dj6/.installed: requirements/base.txt requirements/test.txt
+	test -x .venv-dj6/bin/python || $(PY312) -m venv .venv-dj6
+	.venv-dj6/bin/python -m pip install --quiet -r requirements/test.txt "Django>=6,<7"
+	touch $@
+
+test-compat: .venv-dj42/.installed .venv-dj6/.installed
+	.venv-dj42/bin/python -m pytest $(COMPAT_TESTS)
+	.venv-dj6/bin/python -m pytest $(COMPAT_TESTS)
