@@ -154,7 +154,7 @@ class DemoRunner:
             f"""
 The demo is running: {base}/
   Admin:      {base}/admin/   user: {ADMIN_USERNAME}   password: {self.options.admin_password}
-  Dashboard:  {base}/admin/pluginlab_django/member/dashboard/
+  Dashboard:  {base}/admin/pluginlab_django/dashboard/
   API docs:   {base}/api/docs/
 
 A token for a seeded member (valid 24 h):

@@ -114,6 +114,12 @@ PLUGINLAB = {
     "PLUGIPAY_BASE_URL": env("PLUGIPAY_BASE_URL", default="https://plugipay.com"),
     "PLUGIPAY_KEY_ID": env("PLUGIPAY_KEY_ID", default=None),
     "PLUGIPAY_SECRET": env("PLUGIPAY_SECRET", default=None),
+    # Identity tokens are encrypted with these Fernet keys (newest first).
+    # The default is for the demo only: set your own in any real deployment.
+    "FIELD_ENCRYPTION_KEYS": env.list(
+        "PLUGINLAB_FIELD_ENCRYPTION_KEYS",
+        default=["ZGVtby1vbmx5LWtleS1kby1ub3QtdXNlLWluLXByb2Q="],
+    ),
 }
 
 REST_FRAMEWORK = {
