@@ -21,7 +21,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
@@ -122,31 +121,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-class WebhookReceiver:
-    """A loopback endpoint recording each POST's headers (as written) and raw body."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        received = self.received
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                received.append((dict(self.headers.items()), body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-
 class AdminSession(requests.Session):
     """Carries the admin headers and a timeout on every call, so no test can hang."""
 
@@ -163,17 +137,6 @@ class AdminSession(requests.Session):
 def http(sandbox) -> Iterator[requests.Session]:
     with AdminSession(sandbox) as session:
         yield session
-
-
-@pytest.fixture
-def webhook_receiver() -> Iterator[WebhookReceiver]:
-    receiver = WebhookReceiver()
-    receiver.thread.start()
-    try:
-        yield receiver
-    finally:
-        receiver.server.shutdown()
-        receiver.server.server_close()
 
 
 # Admin authentication (§1.1) ------------------------------------------------
