@@ -111,8 +111,12 @@ class ApiKeyAdmin(admin.ModelAdmin):
             "title": _("Add API key"),
             "form": form,
             "opts": self.model._meta,
+            "submit_label": _("Create key"),
+            "explanation": _(
+                "Plugipay creates the key and shows its secret on the next page, once."
+            ),
         }
-        return TemplateResponse(request, "admin/pluginlab_django/apikey/add.html", context)
+        return TemplateResponse(request, "admin/pluginlab_django/send_form.html", context)
 
     def _secret_page(self, request: HttpRequest, created: list, *, title) -> TemplateResponse:
         context = {

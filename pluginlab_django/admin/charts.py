@@ -47,16 +47,7 @@ def horizontal_bars(
             for index, (label, value) in enumerate(items)
         ),
     )
-    return format_html(
-        '<svg class="pl-chart" role="img" aria-label="{}" width="{}" height="{}" '
-        'viewBox="0 0 {} {}" xmlns="http://www.w3.org/2000/svg">{}</svg>',
-        title,
-        width,
-        height,
-        width,
-        height,
-        rows,
-    )
+    return _svg(title, width, height, rows)
 
 
 def columns(
@@ -91,6 +82,16 @@ def columns(
             for index, (label, value) in enumerate(items)
         ),
     )
+    return _svg(title, width, height, bars)
+
+
+def _num(value: float) -> str:
+    """SVG coordinates with one decimal (format_html escapes its arguments,
+    so numbers are formatted before they reach it)."""
+    return f"{value:.1f}"
+
+
+def _svg(title: str, width: int, height: int, body: SafeString) -> SafeString:
     return format_html(
         '<svg class="pl-chart" role="img" aria-label="{}" width="{}" height="{}" '
         'viewBox="0 0 {} {}" xmlns="http://www.w3.org/2000/svg">{}</svg>',
@@ -99,11 +100,5 @@ def columns(
         height,
         width,
         height,
-        bars,
+        body,
     )
-
-
-def _num(value: float) -> str:
-    """SVG coordinates with one decimal (format_html escapes its arguments,
-    so numbers are formatted before they reach it)."""
-    return f"{value:.1f}"

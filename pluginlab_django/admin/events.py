@@ -83,5 +83,6 @@ class CustomEventAdmin(admin.ModelAdmin):
             "title": _("Send a custom usage event"),
             "form": form,
             "opts": self.model._meta,
+            "submit_label": _("Send event"),
         }
-        return TemplateResponse(request, "admin/pluginlab_django/customevent/add.html", context)
+        return TemplateResponse(request, "admin/pluginlab_django/send_form.html", context)
