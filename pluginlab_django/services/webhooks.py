@@ -154,9 +154,7 @@ def _str(value: Any) -> str:
 # Processing ----------------------------------------------------------------
 
 
-def process_delivery(
-    delivery: WebhookDelivery | int, *, reprocess: bool = False
-) -> ProcessResult:
+def process_delivery(delivery: WebhookDelivery | int, *, reprocess: bool = False) -> ProcessResult:
     """Run the handlers for one stored delivery, if this call wins the claim.
 
     ``received`` and ``failed`` deliveries are claimable, and with
@@ -207,9 +205,8 @@ def _claim(pk: int, *, reprocess: bool) -> datetime | None:
         statuses.append(Status.IGNORED)
     abandoned = now - timedelta(seconds=pluginlab_settings.WEBHOOK_CLAIM_TIMEOUT_SECONDS)
     claimable = Q(status__in=statuses) | Q(status=Status.PROCESSING, claimed_at__lt=abandoned)
-    updated = (
-        WebhookDelivery.objects.filter(claimable, pk=pk)
-        .update(status=Status.PROCESSING, claimed_at=now, attempts=F("attempts") + 1)
+    updated = WebhookDelivery.objects.filter(claimable, pk=pk).update(
+        status=Status.PROCESSING, claimed_at=now, attempts=F("attempts") + 1
     )
     return now if updated else None
 

@@ -72,9 +72,7 @@ def _postgresql_sql(alias: str, update_fields: tuple[str, ...]) -> str:
     columns = ", ".join(quote(f.column) for f in fields)
     record = ", ".join(f"{quote(f.column)} {f.db_type(connection)}" for f in fields)
     updates = ", ".join(
-        f"{quote(f.column)} = EXCLUDED.{quote(f.column)}"
-        for f in fields
-        if f.name in update_fields
+        f"{quote(f.column)} = EXCLUDED.{quote(f.column)}" for f in fields if f.name in update_fields
     )
     table = quote(opts.db_table)
     # Only quoted identifiers from the model's metadata; the data is a parameter.

@@ -64,9 +64,7 @@ def snapshot_quotas(
 
     def is_fresh(member: Member) -> bool:
         return skip_taken_since is not None and (
-            QuotaSnapshot.objects.filter(
-                member=member, taken_at__gte=skip_taken_since
-            ).exists()
+            QuotaSnapshot.objects.filter(member=member, taken_at__gte=skip_taken_since).exists()
         )
 
     def handle(member: Member) -> MemberOutcome:

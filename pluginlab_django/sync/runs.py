@@ -97,9 +97,7 @@ def start_exclusive_run(kind: str, **fields: Any) -> SyncRun:
             holder = SyncRun.objects.filter(kind=kind, status=Status.RUNNING).first()
             if holder is None:
                 continue  # it finished in between: try again
-            stale_before = timezone.now() - timedelta(
-                seconds=pluginlab_settings.SYNC_LOCK_TIMEOUT
-            )
+            stale_before = timezone.now() - timedelta(seconds=pluginlab_settings.SYNC_LOCK_TIMEOUT)
             if holder.started_at > stale_before:
                 raise SyncAlreadyRunning(holder) from None
             # Conditional: of several takers only one marks it; all retry.
@@ -117,7 +115,13 @@ def save_progress(run: SyncRun) -> None:
     """Persist the counters and cursor (one UPDATE; part of each page's transaction)."""
     run.save(
         update_fields=[
-            "created", "updated", "unchanged", "marked_deleted", "failed", "pages", "cursor",
+            "created",
+            "updated",
+            "unchanged",
+            "marked_deleted",
+            "failed",
+            "pages",
+            "cursor",
         ]
     )
 
@@ -172,6 +176,4 @@ def _send_finished(run: SyncRun) -> None:
     # A receiver's failure must not turn a recorded outcome into an exception.
     for receiver, result in signals.sync_finished.send_robust(sender=SyncRun, run=run):
         if isinstance(result, Exception):
-            logger.error(
-                "Receiver %r of sync_finished raised %s", receiver, type(result).__name__
-            )
+            logger.error("Receiver %r of sync_finished raised %s", receiver, type(result).__name__)
