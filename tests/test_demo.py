@@ -101,6 +101,13 @@ def test_demo_runs_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path):
         assert body["id"].startswith("mem_")
         assert body["mirrored"] is True  # the sync put the member in the mirror
         assert requests.get(f"{base}/api/me", timeout=10).status_code == 401
+        auth = {"Authorization": f"Bearer {token}"}
+        premium = requests.get(f"{base}/api/premium", headers=auth, timeout=10)
+        assert premium.status_code == 200, premium.text  # the demo token carries plan_pro
+        usage = requests.post(f"{base}/api/usage", headers=auth, timeout=10)
+        assert usage.status_code == 201, usage.text
+        assert usage.json()["status"] == "sent"
+        assert requests.get(f"{base}/api/schema/", timeout=10).status_code == 200
         login = requests.get(f"{base}/admin/login/", timeout=10)
         assert login.status_code == 200 and "csrfmiddlewaretoken" in login.text
 
