@@ -134,7 +134,7 @@ def test_custom_event_with_the_remote_down_is_logged_as_failed(admin_client, san
         },
         follow=True,
     )
-    assert "event not recorded" in str(list(done.context["messages"])[0])
+    assert "event not recorded" in str(next(iter(done.context["messages"])))
     assert CustomEvent.objects.get().status == "failed"
 
 
