@@ -1,0 +1,41 @@
+"""Mirrored member rows written straight to the database (no remote), for
+admin and dashboard tests that need many members quickly."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from pluginlab_django.models import Member, QuotaSnapshot
+
+
+def make_members(count: int, *, over_every: int = 3) -> list[Member]:
+    """Rows straight in the mirror (no remote), each with a latest snapshot."""
+    now = timezone.now()
+    members = Member.objects.bulk_create(
+        Member(
+            remote_id=f"mem_{i:040x}",
+            email=f"user{i}@example.com",
+            name=f"User {i}",
+            sign_in_method="google" if i % 2 else "email-and-password",
+            is_verified=bool(i % 2),
+            plan_id="plan_pro" if i % 4 == 0 else "",
+            remote_created_at=now - timedelta(days=i),
+        )
+        for i in range(count)
+    )
+    snapshots = QuotaSnapshot.objects.bulk_create(
+        QuotaSnapshot(
+            member=m,
+            usage_count=120 if i % over_every == 0 else 10,
+            usage_limit=100,
+            is_over_limit=i % over_every == 0,
+            interval="month",
+        )
+        for i, m in enumerate(members)
+    )
+    for member, snapshot in zip(members, snapshots, strict=True):
+        member.latest_quota = snapshot
+    Member.objects.bulk_update(members, ["latest_quota"])
+    return members
