@@ -16,3 +16,18 @@ pytest_plugins = ["pluginlab_django.testing.pytest_plugin"]
 def webhook_receiver() -> Iterator[WebhookReceiver]:
     with WebhookReceiver() as receiver:
         yield receiver
+
+
+@pytest.fixture
+def celery_eager() -> Iterator[None]:
+    """Run Celery tasks in-process, as tests/settings.py asks
+    (CELERY_TASK_ALWAYS_EAGER): the test process has no Celery app configured
+    from Django settings, so the default app is set directly."""
+    from celery import current_app
+
+    conf = current_app.conf
+    saved = (conf.task_always_eager, conf.task_eager_propagates)
+    conf.task_always_eager = True
+    conf.task_eager_propagates = True
+    yield
+    conf.task_always_eager, conf.task_eager_propagates = saved

@@ -6,7 +6,6 @@ import io
 import re
 
 import pytest
-from celery import current_app
 from django.core.management import CommandError, call_command
 
 from pluginlab_django import sync
@@ -21,13 +20,8 @@ class Terminal(io.StringIO):
 
 
 @pytest.fixture(autouse=True)
-def celery_eager():
-    conf = current_app.conf
-    saved = (conf.task_always_eager, conf.task_eager_propagates)
-    conf.task_always_eager = True
-    conf.task_eager_propagates = True
-    yield
-    conf.task_always_eager, conf.task_eager_propagates = saved
+def _eager(celery_eager):
+    """Every test here runs tasks in-process."""
 
 
 def _run(*args: str) -> tuple[str, str]:

@@ -19,14 +19,8 @@ Status = SyncRun.Status
 
 
 @pytest.fixture(autouse=True)
-def celery_eager():
-    """Run tasks in-process, as tests/settings.py asks (CELERY_TASK_ALWAYS_EAGER)."""
-    conf = current_app.conf
-    saved = (conf.task_always_eager, conf.task_eager_propagates)
-    conf.task_always_eager = True
-    conf.task_eager_propagates = True
-    yield
-    conf.task_always_eager, conf.task_eager_propagates = saved
+def _eager(celery_eager):
+    """Every test here runs tasks in-process."""
 
 
 @pytest.fixture

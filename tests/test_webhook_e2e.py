@@ -25,16 +25,8 @@ Status = WebhookDelivery.Status
 
 
 @pytest.fixture(autouse=True)
-def celery_eager():
-    """Run tasks in-process, as tests/settings.py asks (CELERY_TASK_ALWAYS_EAGER)."""
-    from celery import current_app
-
-    conf = current_app.conf
-    saved = (conf.task_always_eager, conf.task_eager_propagates)
-    conf.task_always_eager = True
-    conf.task_eager_propagates = True
-    yield
-    conf.task_always_eager, conf.task_eager_propagates = saved
+def _eager(celery_eager):
+    """Every test here runs tasks in-process."""
 
 
 @pytest.fixture
@@ -69,8 +61,7 @@ def delivered(sb, event: str, member_id: str, after: int = 0) -> list[dict]:
     return [
         d
         for d in sb.deliveries()[after:]
-        if d.get("event") == event and delivery_status(d) is not None
-        and member_id in str(d)
+        if d.get("event") == event and delivery_status(d) is not None and member_id in str(d)
     ]
 
 
@@ -100,14 +91,17 @@ class TestMirrorFollows:
         assert row.name == "Ada Webhook"
 
         sb.update_member(member_id, name="Ada Renamed", givenName="Ada")
-        wait_for(lambda: Member.objects.get(remote_id=member_id).name == "Ada Renamed",
-                 "second update mirrored")
+        wait_for(
+            lambda: Member.objects.get(remote_id=member_id).name == "Ada Renamed",
+            "second update mirrored",
+        )
         row.refresh_from_db()
         assert row.given_name == "Ada"
         assert row.remote_updated_at_ms == sb.get_member(member_id)["updatedAtMs"]
 
-        answered = wait_for(lambda: delivered(sb, "member.updated", member_id),
-                            "sandbox saw answers")
+        answered = wait_for(
+            lambda: delivered(sb, "member.updated", member_id), "sandbox saw answers"
+        )
         assert all(200 <= delivery_status(d) < 300 for d in answered)
         stored = WebhookDelivery.objects.filter(event="member.updated")
         assert stored.count() == 2
@@ -119,9 +113,12 @@ class TestMirrorFollows:
 
         member_id = sb.member_ids()[1]
         get_pluginlab_client().update_member(member_id, family_name="Lovelace-Client")
-        wait_for(lambda: Member.objects.filter(remote_id=member_id,
-                                               family_name="Lovelace-Client").exists(),
-                 "client update mirrored")
+        wait_for(
+            lambda: Member.objects.filter(
+                remote_id=member_id, family_name="Lovelace-Client"
+            ).exists(),
+            "client update mirrored",
+        )
         assert processed("member.updated", member_id)
 
     def test_created_member_is_mirrored(self, sb):
@@ -130,8 +127,9 @@ class TestMirrorFollows:
         created = get_pluginlab_client().create_member(
             "webhook-created@example.com", "a-long-password-1", is_verified=True
         )
-        wait_for(lambda: Member.objects.filter(remote_id=created.id).exists(),
-                 "created member mirrored")
+        wait_for(
+            lambda: Member.objects.filter(remote_id=created.id).exists(), "created member mirrored"
+        )
         row = Member.objects.get(remote_id=created.id)
         assert row.email == "webhook-created@example.com"
         assert row.is_verified is True
@@ -145,8 +143,10 @@ class TestMirrorFollows:
         assert Member.objects.get(remote_id=member_id).deleted_remotely_at is None
 
         sb.delete_member(member_id)
-        wait_for(lambda: Member.objects.get(remote_id=member_id).deleted_remotely_at,
-                 "member marked deleted")
+        wait_for(
+            lambda: Member.objects.get(remote_id=member_id).deleted_remotely_at,
+            "member marked deleted",
+        )
         assert processed("member.deleted", member_id)
 
     def test_update_through_the_member_service(self, sb):
@@ -198,8 +198,9 @@ class TestFailuresAndSecrets:
         member_id = sb.member_ids()[5]
         before = len(sb.deliveries())
         sb.update_member(member_id, name="Forged?")
-        answered = wait_for(lambda: delivered(sb, "member.updated", member_id, before),
-                            "refused delivery answered")
+        answered = wait_for(
+            lambda: delivered(sb, "member.updated", member_id, before), "refused delivery answered"
+        )
         assert {delivery_status(d) for d in answered} == {400}
         assert not WebhookDelivery.objects.exists()
         assert not Member.objects.filter(remote_id=member_id).exists()

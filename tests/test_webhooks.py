@@ -43,16 +43,8 @@ URL = "/pluginlab/webhook/"
 
 
 @pytest.fixture(autouse=True)
-def celery_eager():
-    """Run tasks in-process, as tests/settings.py asks (CELERY_TASK_ALWAYS_EAGER)."""
-    from celery import current_app
-
-    conf = current_app.conf
-    saved = (conf.task_always_eager, conf.task_eager_propagates)
-    conf.task_always_eager = True
-    conf.task_eager_propagates = True
-    yield
-    conf.task_always_eager, conf.task_eager_propagates = saved
+def _eager(celery_eager):
+    """Every test here runs tasks in-process."""
 
 
 class OnCommitClient(Client):
@@ -113,8 +105,15 @@ def make_body(event="test.unknown", delivery_id=None, member_id="mem_" + "a" * 4
     return json.dumps(payload, separators=(",", ":")).encode(), delivery_id
 
 
-def signed_headers(body: bytes, *, secret=SECRET, event="test.unknown", delivery_id="dlv_1",
-                   timestamp_ms=None, signature=None):
+def signed_headers(
+    body: bytes,
+    *,
+    secret=SECRET,
+    event="test.unknown",
+    delivery_id="dlv_1",
+    timestamp_ms=None,
+    signature=None,
+):
     headers = {
         "X-PluginLab-Event": event,
         "X-PluginLab-Delivery-Id": delivery_id,
@@ -177,8 +176,12 @@ class TestVerifyWebhook:
         ],
     )
     def test_vendor_error_codes(self, kwargs, error, code):
-        args = {"body": self.body, "signature": compute_signature(self.body, SECRET),
-                "secret": SECRET, **kwargs}
+        args = {
+            "body": self.body,
+            "signature": compute_signature(self.body, SECRET),
+            "secret": SECRET,
+            **kwargs,
+        }
         with pytest.raises(error) as info:
             verify_webhook(**args)
         assert info.value.code == code
@@ -229,8 +232,12 @@ class TestVerifyWebhook:
 
     def test_body_limit(self):
         with pytest.raises(BodyTooLarge):
-            verify_webhook(self.body, compute_signature(self.body, SECRET), SECRET,
-                           max_body_bytes=len(self.body) - 1)
+            verify_webhook(
+                self.body,
+                compute_signature(self.body, SECRET),
+                SECRET,
+                max_body_bytes=len(self.body) - 1,
+            )
 
     def test_messages_never_hold_the_secret_or_signature(self):
         sig = compute_signature(self.body, SECRET)
@@ -254,8 +261,10 @@ class TestReceiver:
     def test_valid_delivery_is_stored_then_processed(self, client, webhook_secret):
         body, delivery_id = make_body("test.unknown")
         headers = signed_headers(body, delivery_id=delivery_id)
-        with SignalRecorder(signals.webhook_stored) as stored, \
-                SignalRecorder(signals.webhook_received) as received:
+        with (
+            SignalRecorder(signals.webhook_stored) as stored,
+            SignalRecorder(signals.webhook_received) as received,
+        ):
             response = post(client, body, headers)
         assert response.status_code == 200
         assert response.json() == {"status": "stored", "deliveryId": delivery_id}
@@ -323,8 +332,10 @@ class TestReceiver:
             body = sent = b""
             kwargs["signature"] = "0" * 64
         headers = signed_headers(body, **kwargs)
-        with caplog.at_level("WARNING", logger="pluginlab_django.webhooks"), \
-                SignalRecorder(signals.webhook_received) as received:
+        with (
+            caplog.at_level("WARNING", logger="pluginlab_django.webhooks"),
+            SignalRecorder(signals.webhook_received) as received,
+        ):
             response = post(client, sent, headers)
         assert response.status_code == 400
         assert response.json()["code"] == code
@@ -352,8 +363,11 @@ class TestReceiver:
         assert WebhookDelivery.objects.filter(delivery_id=delivery_id).exists()
 
     def test_declared_oversized_body_refused_before_reading(self, client, settings):
-        settings.PLUGINLAB = {**settings.PLUGINLAB, "WEBHOOK_SECRET": SECRET,
-                              "WEBHOOK_MAX_BODY_BYTES": 1000}
+        settings.PLUGINLAB = {
+            **settings.PLUGINLAB,
+            "WEBHOOK_SECRET": SECRET,
+            "WEBHOOK_MAX_BODY_BYTES": 1000,
+        }
 
         class Unreadable:
             def read(self, *args):
@@ -363,9 +377,13 @@ class TestReceiver:
 
         body, delivery_id = make_body()
         response = client.generic(
-            "POST", URL, data=body, content_type="application/json",
+            "POST",
+            URL,
+            data=body,
+            content_type="application/json",
             headers=signed_headers(body, delivery_id=delivery_id),
-            CONTENT_LENGTH="1001", **{"wsgi.input": Unreadable()},
+            CONTENT_LENGTH="1001",
+            **{"wsgi.input": Unreadable()},
         )
         assert response.status_code == 413
         assert response.json()["code"] == "webhook/body-too-large"
@@ -379,17 +397,26 @@ class TestReceiver:
 
     def test_body_at_the_limit_accepted(self, client, settings):
         body, delivery_id = make_body()
-        settings.PLUGINLAB = {**settings.PLUGINLAB, "WEBHOOK_SECRET": SECRET,
-                              "WEBHOOK_MAX_BODY_BYTES": len(body)}
+        settings.PLUGINLAB = {
+            **settings.PLUGINLAB,
+            "WEBHOOK_SECRET": SECRET,
+            "WEBHOOK_MAX_BODY_BYTES": len(body),
+        }
         assert post(client, body, signed_headers(body, delivery_id=delivery_id)).status_code == 200
 
     def test_body_longer_than_its_declared_length_is_cut_not_trusted(self, client, settings):
         """A lying Content-Length reads at most limit + 1 bytes; the cut body fails."""
         body, delivery_id = make_body()
-        settings.PLUGINLAB = {**settings.PLUGINLAB, "WEBHOOK_SECRET": SECRET,
-                              "WEBHOOK_MAX_BODY_BYTES": len(body) - 10}
+        settings.PLUGINLAB = {
+            **settings.PLUGINLAB,
+            "WEBHOOK_SECRET": SECRET,
+            "WEBHOOK_MAX_BODY_BYTES": len(body) - 10,
+        }
         response = client.generic(
-            "POST", URL, data=body, content_type="application/json",
+            "POST",
+            URL,
+            data=body,
+            content_type="application/json",
             headers=signed_headers(body, delivery_id=delivery_id),
             CONTENT_LENGTH="",  # unknown length, as with a chunked body
         )
@@ -453,9 +480,11 @@ class TestReceiver:
         assert signals.webhook_event("a.b") is not signals.webhook_event("a.c")
 
     def test_failing_handler_leaves_it_failed_sender_still_2xx(self, client, webhook_secret):
-        with SignalRecorder(signals.webhook_received, raises=RuntimeError("boom")), \
-                SignalRecorder(signals.webhook_failed) as failed, \
-                SignalRecorder(signals.webhook_processed) as processed:
+        with (
+            SignalRecorder(signals.webhook_received, raises=RuntimeError("boom")),
+            SignalRecorder(signals.webhook_failed) as failed,
+            SignalRecorder(signals.webhook_processed) as processed,
+        ):
             response = deliver(client)
         assert response.status_code == 200
         delivery = WebhookDelivery.objects.get()
@@ -650,8 +679,7 @@ def test_concurrent_identical_deliveries_store_one_row_processed_once(live_serve
     settings.PLUGINLAB = {**settings.PLUGINLAB, "WEBHOOK_SECRET": SECRET}
     senders = 12
     body, delivery_id = make_body()
-    headers = {**signed_headers(body, delivery_id=delivery_id),
-               "Content-Type": "application/json"}
+    headers = {**signed_headers(body, delivery_id=delivery_id), "Content-Type": "application/json"}
     url = live_server.url + URL
     serialise = threading.Lock() if connection.vendor == "sqlite" else None
     barrier = threading.Barrier(senders)
@@ -742,8 +770,12 @@ class TestProcessingTask:
         from pluginlab_django.tasks.webhooks import process_webhook_delivery
 
         process_webhook_delivery.push_request(
-            id=f"task-{uuid.uuid4().hex}", args=[pk], kwargs={}, retries=retries,
-            is_eager=False, called_directly=False,
+            id=f"task-{uuid.uuid4().hex}",
+            args=[pk],
+            kwargs={},
+            retries=retries,
+            is_eager=False,
+            called_directly=False,
         )
         try:
             return process_webhook_delivery.run(pk)
@@ -754,8 +786,10 @@ class TestProcessingTask:
         from celery.exceptions import Retry
 
         delivery = stored_delivery()
-        with SignalRecorder(signals.webhook_received, raises=RuntimeError("boom")), \
-                pytest.raises(Retry) as info:
+        with (
+            SignalRecorder(signals.webhook_received, raises=RuntimeError("boom")),
+            pytest.raises(Retry) as info,
+        ):
             self.run_as_worker(delivery.pk, retries=2)
         assert 90 <= info.value.when <= 150  # 30 s * 2**2, +-25 % jitter
         delivery.refresh_from_db()
