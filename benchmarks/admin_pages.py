@@ -59,8 +59,7 @@ def fill(members: int) -> None:
     with connection.cursor() as cursor:
         table, quota = Member._meta.db_table, QuotaSnapshot._meta.db_table
         cursor.execute(
-            f"UPDATE {table} m SET latest_quota_id = q.id FROM {quota} q "
-            "WHERE q.member_id = m.id"
+            f"UPDATE {table} m SET latest_quota_id = q.id FROM {quota} q WHERE q.member_id = m.id"
         )
         cursor.execute(f"ANALYZE {table}")
         cursor.execute(f"ANALYZE {quota}")

@@ -49,7 +49,11 @@ def sandbox_process(members: int) -> Iterator[dict]:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "benchmarks.settings"}
     proc = subprocess.Popen(
         [sys.executable, __file__, "--serve-sandbox", str(members)],
-        cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         line = proc.stdout.readline()
@@ -83,7 +87,11 @@ def measure(database_url: str, pluginlab: dict, page_size: int) -> dict:
     }
     out = subprocess.run(
         [sys.executable, __file__, "--measure", str(page_size)],
-        cwd=REPO, env=env, capture_output=True, text=True, check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if out.returncode:
         raise RuntimeError(f"measurement failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
@@ -103,8 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         for size in args.sizes:
             started = time.monotonic()
             with sandbox_process(size) as pluginlab:
-                print(f"sandbox with {size:,} members ready in {time.monotonic() - started:.1f}s",
-                      flush=True)
+                print(
+                    f"sandbox with {size:,} members ready in {time.monotonic() - started:.1f}s",
+                    flush=True,
+                )
                 # Statements per page are compared at the smallest size only.
                 page_sizes = args.page_sizes if size == min(args.sizes) else args.page_sizes[:1]
                 for page_size in page_sizes:
@@ -119,14 +129,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(results: list[dict], args: argparse.Namespace) -> None:
     print()
-    print(f"{'members':>8} {'page':>5} {'first sync':>12} {'members/s':>10} "
-          f"{'stmts/page':>11} {'2nd sync':>9} {'2nd writes':>10} {'2nd stmts/page':>15} "
-          f"{'peak RSS':>9}")
+    print(
+        f"{'members':>8} {'page':>5} {'first sync':>12} {'members/s':>10} "
+        f"{'stmts/page':>11} {'2nd sync':>9} {'2nd writes':>10} {'2nd stmts/page':>15} "
+        f"{'peak RSS':>9}"
+    )
     for r in results:
-        print(f"{r['members']:>8,} {r['page_size']:>5} {r['first_seconds']:>11.2f}s "
-              f"{r['members_per_second']:>10,.0f} {_fmt(r['first_statements_per_page']):>11} "
-              f"{r['second_seconds']:>8.2f}s {r['second_rows_written']:>10} "
-              f"{_fmt(r['second_statements_per_page']):>15} {r['peak_rss_mb']:>7.1f}MB")
+        print(
+            f"{r['members']:>8,} {r['page_size']:>5} {r['first_seconds']:>11.2f}s "
+            f"{r['members_per_second']:>10,.0f} {_fmt(r['first_statements_per_page']):>11} "
+            f"{r['second_seconds']:>8.2f}s {r['second_rows_written']:>10} "
+            f"{_fmt(r['second_statements_per_page']):>15} {r['peak_rss_mb']:>7.1f}MB"
+        )
     print()
     largest = max(args.sizes)
     smallest = min(args.sizes)
@@ -134,26 +148,36 @@ def report(results: list[dict], args: argparse.Namespace) -> None:
     small = next(r for r in results if r["members"] == smallest)
     rate = big["members_per_second"]
     verdict = "met" if rate >= TARGET_MEMBERS_PER_SECOND else "MISSED"
-    print(f"members/s at {largest:,}: {rate:,.0f} — {rate / TARGET_MEMBERS_PER_SECOND:.2f}× the "
-          f"{TARGET_MEMBERS_PER_SECOND:,}/s target ({verdict})")
+    print(
+        f"members/s at {largest:,}: {rate:,.0f} — {rate / TARGET_MEMBERS_PER_SECOND:.2f}× the "
+        f"{TARGET_MEMBERS_PER_SECOND:,}/s target ({verdict})"
+    )
     by_page = {r["page_size"]: r for r in results if r["members"] == smallest}
     if len(by_page) > 1:
-        shapes = {p: (tuple(r["first_statements_per_page"]), tuple(r["second_statements_per_page"]))
-                  for p, r in by_page.items()}
+        shapes = {
+            p: (tuple(r["first_statements_per_page"]), tuple(r["second_statements_per_page"]))
+            for p, r in by_page.items()
+        }
         same = len(set(shapes.values())) == 1
         listed = ", ".join(
             f"{p}: first {_fmt(a)} / unchanged {_fmt(b)}" for p, (a, b) in shapes.items()
         )
-        print(f"statements per page by page size: {listed} — "
-              f"{'independent of page size' if same else 'DEPENDS on page size'}")
+        print(
+            f"statements per page by page size: {listed} — "
+            f"{'independent of page size' if same else 'DEPENDS on page size'}"
+        )
     growth = big["peak_rss_mb"] - small["peak_rss_mb"]
-    print(f"peak RSS: {small['peak_rss_mb']:.1f} MB at {smallest:,}, "
-          f"{big['peak_rss_mb']:.1f} MB at {largest:,}: +{growth:.1f} MB "
-          f"(target ≤ +{TARGET_RSS_GROWTH_MB} MB: "
-          f"{'met' if growth <= TARGET_RSS_GROWTH_MB else 'MISSED'})")
+    print(
+        f"peak RSS: {small['peak_rss_mb']:.1f} MB at {smallest:,}, "
+        f"{big['peak_rss_mb']:.1f} MB at {largest:,}: +{growth:.1f} MB "
+        f"(target ≤ +{TARGET_RSS_GROWTH_MB} MB: "
+        f"{'met' if growth <= TARGET_RSS_GROWTH_MB else 'MISSED'})"
+    )
     writes = [r["second_rows_written"] for r in results]
-    print(f"rows written by the unchanged second syncs: {writes} "
-          f"({'all 0: met' if not any(writes) else 'NOT 0'})")
+    print(
+        f"rows written by the unchanged second syncs: {writes} "
+        f"({'all 0: met' if not any(writes) else 'NOT 0'})"
+    )
 
 
 def _fmt(values: list[int]) -> str:
@@ -220,18 +244,22 @@ def measure_child(page_size: int) -> None:
     first_seconds, first_per_page, first_written, first = run_sync(page_size)
     second_seconds, second_per_page, second_written, second = run_sync(page_size)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({
-        "first_seconds": round(first_seconds, 3),
-        "members_per_second": round(first.created / first_seconds),
-        "first_statements_per_page": first_per_page,
-        "first_rows_written": first_written,
-        "pages": first.pages,
-        "second_seconds": round(second_seconds, 3),
-        "second_statements_per_page": second_per_page,
-        "second_rows_written": second_written,
-        "second_unchanged": second.unchanged,
-        "peak_rss_mb": round(peak_kb / 1024, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "first_seconds": round(first_seconds, 3),
+                "members_per_second": round(first.created / first_seconds),
+                "first_statements_per_page": first_per_page,
+                "first_rows_written": first_written,
+                "pages": first.pages,
+                "second_seconds": round(second_seconds, 3),
+                "second_statements_per_page": second_per_page,
+                "second_rows_written": second_written,
+                "second_unchanged": second.unchanged,
+                "peak_rss_mb": round(peak_kb / 1024, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

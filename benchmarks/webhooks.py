@@ -81,10 +81,24 @@ def signed(delivery_id: str, event: str) -> tuple[bytes, dict[str, str]]:
 @contextlib.contextmanager
 def gunicorn(port: int, workers: int, threads: int, env: dict[str, str]):
     command = [
-        sys.executable, "-m", "gunicorn", "django.core.wsgi:get_wsgi_application()",
-        "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
-        "--workers", str(workers), "--threads", str(threads), "--keep-alive", "30",
-        "--log-level", "warning", "--chdir", str(ROOT),
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "django.core.wsgi:get_wsgi_application()",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--worker-class",
+        "gthread",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--keep-alive",
+        "30",
+        "--log-level",
+        "warning",
+        "--chdir",
+        str(ROOT),
     ]
     proc = subprocess.Popen(command, env=env, start_new_session=True)
     try:
@@ -204,8 +218,17 @@ def main() -> int:
             "BENCH_WEBHOOK_SECRET": SECRET,
             "PYTHONPATH": str(ROOT),
         }
-        os.environ.update({k: env[k] for k in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE",
-                                               "BENCH_PROCESSING", "BENCH_WEBHOOK_SECRET")})
+        os.environ.update(
+            {
+                k: env[k]
+                for k in (
+                    "DATABASE_URL",
+                    "DJANGO_SETTINGS_MODULE",
+                    "BENCH_PROCESSING",
+                    "BENCH_WEBHOOK_SECRET",
+                )
+            }
+        )
         import django
         from django.core.management import call_command
 

@@ -63,9 +63,7 @@ def _postgres_bindir() -> Path:
         # Not Debian's layout: follow the link to the real bin directory.
         candidates = [os.path.realpath(shutil.which("pg_ctl"))]
     if not candidates:
-        raise ServiceError(
-            "PostgreSQL is not installed (no pg_ctl): apt-get install postgresql"
-        )
+        raise ServiceError("PostgreSQL is not installed (no pg_ctl): apt-get install postgresql")
     return Path(candidates[0]).parent
 
 
@@ -95,17 +93,38 @@ def postgres_server(*, fsync: bool = False) -> Iterator[str]:
         shutil.chown(tmp, user=POSTGRES_USER)
     port = free_port()
     subprocess.run(
-        [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-         "--auth=trust", "--encoding=UTF8", "--no-sync"],
+        [
+            *prefix,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-sync",
+        ],
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     options = [
-        "-c", f"port={port}", "-c", "listen_addresses=127.0.0.1",
-        "-c", f"unix_socket_directories={tmp}", "-c", "max_connections=200",
-        "-c", f"fsync={'on' if fsync else 'off'}", "-c", "synchronous_commit=off",
-        "-c", "full_page_writes=off", "-c", "shared_buffers=256MB",
+        "-c",
+        f"port={port}",
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        f"unix_socket_directories={tmp}",
+        "-c",
+        "max_connections=200",
+        "-c",
+        f"fsync={'on' if fsync else 'off'}",
+        "-c",
+        "synchronous_commit=off",
+        "-c",
+        "full_page_writes=off",
+        "-c",
+        "shared_buffers=256MB",
     ]
     proc = subprocess.Popen(
         [*prefix, str(bindir / "postgres"), "-D", str(data), *options],
@@ -146,8 +165,21 @@ def redis_server() -> Iterator[str]:
     tmp = Path(tempfile.mkdtemp(prefix="pluginlab-redis-"))
     port = free_port()
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(tmp), "--daemonize", "no"],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp),
+            "--daemonize",
+            "no",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,

@@ -74,14 +74,27 @@ def redis_url():
 
 def _start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen:
     command = [
-        sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker",
-        "--pool=prefork", "--concurrency=2", "--loglevel=INFO",
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "tests.celery_app",
+        "worker",
+        "--pool=prefork",
+        "--concurrency=2",
+        "--loglevel=INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
         f"--hostname=pluginlab-test-{os.getpid()}@127.0.0.1",
     ]
     with open(log_path, "wb") as log:
         return subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+            command,
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -176,7 +189,11 @@ def _rerun_with_a_file_database(request, tmp_path: Path) -> None:
     node = f"{Path(request.node.fspath).relative_to(REPO)}::{request.node.name}"
     child = subprocess.run(
         [sys.executable, "-m", "pytest", node, "-q", "-rA"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=DEADLINE_SECONDS + 120,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_SECONDS + 120,
     )
     output = child.stdout[-6000:] + child.stderr[-2000:]
     assert child.returncode == 0, f"the file-database run failed:\n{output}"

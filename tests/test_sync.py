@@ -38,7 +38,8 @@ class StatementCounter:
 
     def writes_to(self, table: str) -> list[str]:
         return [
-            sql for sql in self.statements
+            sql
+            for sql in self.statements
             if table in sql and sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
         ]
 
@@ -368,15 +369,21 @@ def test_sync_identities_mirrors_and_encrypts_tokens(sandbox):
 def test_store_identities_upserts_and_removes_unlisted_providers(sandbox):
     sync.sync_members()
     member = Member.objects.first()
-    google = remote.Identity(provider="google", provider_user_id="g-1", access_token="at-1",
-                             refresh_token="rt-1", access_token_expires_at_ms=1_900_000_000_000)
+    google = remote.Identity(
+        provider="google",
+        provider_user_id="g-1",
+        access_token="at-1",
+        refresh_token="rt-1",
+        access_token_expires_at_ms=1_900_000_000_000,
+    )
     github = remote.Identity(provider="github", provider_user_id="gh-1", access_token="at-2")
     rows = sync.store_identities(member, {"google": google, "github": github})
     assert {r.provider for r in rows} == {"google", "github"}
 
     Identity.objects.filter(member=member, provider="google").update(needs_reauth=True)
-    renewed = remote.Identity(provider="google", provider_user_id="g-1", access_token="at-3",
-                              refresh_token="rt-2")
+    renewed = remote.Identity(
+        provider="google", provider_user_id="g-1", access_token="at-3", refresh_token="rt-2"
+    )
     with Received(signals.identities_synced) as synced:
         rows = sync.store_identities(member, {"google": renewed})
     assert [r.provider for r in rows] == ["google"]
@@ -450,7 +457,9 @@ def test_sync_api_keys_mirrors_records_without_secrets(sandbox):
     assert run.created == len(listed) == ApiKey.objects.count()
     row = ApiKey.objects.get(record_id=created.id)
     assert (row.key_id, row.description, row.scope) == (
-        created.key_id, "for sync tests", "plugipay:apikey:*"
+        created.key_id,
+        "for sync tests",
+        "plugipay:apikey:*",
     )
     assert row.mode == "test" and row.revoked_at is None
     assert "secret" not in {f.name for f in ApiKey._meta.get_fields()}

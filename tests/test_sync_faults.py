@@ -24,9 +24,20 @@ MEMBERS_PREFIX = "/auth"
 def _state() -> dict[str, tuple]:
     return {
         m.remote_id: (
-            m.email, m.name, m.given_name, m.family_name, m.picture_url, m.sign_in_method,
-            m.is_verified, m.has_password, m.custom_fields, m.metadata,
-            m.remote_created_at, m.remote_updated_at_ms, m.deleted_remotely_at, m.remote_data,
+            m.email,
+            m.name,
+            m.given_name,
+            m.family_name,
+            m.picture_url,
+            m.sign_in_method,
+            m.is_verified,
+            m.has_password,
+            m.custom_fields,
+            m.metadata,
+            m.remote_created_at,
+            m.remote_updated_at_ms,
+            m.deleted_remotely_at,
+            m.remote_data,
         )
         for m in Member.objects.all()
     }
@@ -189,7 +200,8 @@ def test_syncs_started_at_the_same_instant_never_run_twice(sandbox):
     outcomes = list(results.values())
     succeeded = [r for r in outcomes if isinstance(r, SyncRun)]
     refused = [
-        r for r in outcomes
+        r
+        for r in outcomes
         if isinstance(r, sync.SyncAlreadyRunning)
         or (isinstance(r, OperationalError) and _sqlite_table_locked(r))
     ]
