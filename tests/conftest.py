@@ -31,3 +31,16 @@ def celery_eager() -> Iterator[None]:
     conf.task_eager_propagates = True
     yield
     conf.task_always_eager, conf.task_eager_propagates = saved
+
+
+@pytest.fixture
+def fresh_verifier() -> Iterator[None]:
+    """Start cold: no signing keys in process or in the shared cache, no
+    remembered plans; and leave nothing behind."""
+    from pluginlab_django import tokens
+    from pluginlab_django.services.plans import forget_recorded_plans
+
+    tokens.reset_verifier()
+    forget_recorded_plans()
+    yield
+    tokens.reset_verifier()

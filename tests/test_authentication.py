@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from pluginlab_django import tokens
 from pluginlab_django.authentication import PluginLabUser, get_or_create_user_by_email
 from pluginlab_django.models import Member
-from pluginlab_django.services.plans import forget_recorded_plans, record_plan_from_token
+from pluginlab_django.services.plans import record_plan_from_token
 from tests.test_tokens import CERT_PATH, CORPUS, forged_tokens
 
 WHOAMI = "/auth/whoami/"  # tests/urls.py mounts tests.views under auth/
@@ -24,15 +24,7 @@ CHALLENGE = re.compile(
     r'^Bearer realm="api", error="invalid_token", error_description="(?P<description>[^"]+)"$'
 )
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_verifier():
-    tokens.reset_verifier()
-    forget_recorded_plans()
-    yield
-    tokens.reset_verifier()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_verifier")]
 
 
 @pytest.fixture

@@ -7,20 +7,10 @@ from django.urls import reverse
 from rest_framework.permissions import BasePermission
 from rest_framework.test import APIClient
 
-from pluginlab_django import tokens
 from pluginlab_django.models import Member, QuotaSnapshot
 from pluginlab_django.permissions import HasPlan, IsWithinQuota
-from pluginlab_django.services.plans import forget_recorded_plans
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_verifier():
-    tokens.reset_verifier()
-    forget_recorded_plans()
-    yield
-    tokens.reset_verifier()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_verifier")]
 
 
 @pytest.fixture

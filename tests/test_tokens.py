@@ -17,7 +17,6 @@ from django.core.cache import cache
 from django.test import override_settings
 
 from pluginlab_django import tokens
-from pluginlab_django.services.plans import forget_recorded_plans
 from pluginlab_django.tokens import (
     BadSignature,
     DisallowedAlgorithm,
@@ -39,17 +38,10 @@ from pluginlab_django.tokens import (
     verify_token,
 )
 
+pytestmark = pytest.mark.usefixtures("fresh_verifier")
+
 CERT_PATH = "/auth/admin/v1/cert"
 ISSUER = "https://auth.pluginlab.ai"
-
-
-@pytest.fixture(autouse=True)
-def fresh_verifier():
-    """Every test starts cold: no keys in process or in the shared cache."""
-    tokens.reset_verifier()
-    forget_recorded_plans()
-    yield
-    tokens.reset_verifier()
 
 
 # --- Forging helpers (also used by test_authentication.py) -----------------

@@ -8,19 +8,9 @@ from django.conf import settings
 from django.test import Client, override_settings
 from django.urls import reverse
 
-from pluginlab_django import tokens
-from pluginlab_django.services.plans import forget_recorded_plans
 from tests.test_tokens import alg_none
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_verifier():
-    tokens.reset_verifier()
-    forget_recorded_plans()
-    yield
-    tokens.reset_verifier()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_verifier")]
 
 
 def bearer(token: str) -> dict:
