@@ -25,21 +25,10 @@ import threading
 import time
 from pathlib import Path
 
+from pluginlab_django.testing import ENV_KEYS
+
 ROOT = Path(__file__).resolve().parent.parent
 MANAGE = [sys.executable, str(ROOT / "manage.py")]
-SANDBOX_KEYS = (
-    "PLUGINLAB_PLUGIN_ID",
-    "PLUGINLAB_SECRET",
-    "PLUGINLAB_AUTH_URL",
-    "PLUGINLAB_CERT_URL",
-    "PLUGINLAB_MONETIZATION_URL",
-    "PLUGINLAB_EVENT_URL",
-    "PLUGINLAB_WEBHOOK_SECRET",
-    "PLUGIPAY_BASE_URL",
-    "PLUGIPAY_KEY_ID",
-    "PLUGIPAY_SECRET",
-    "PLUGINLAB_DEMO_TOKEN",
-)
 ADMIN_USERNAME = "admin"
 
 ENSURE_ADMIN = """
@@ -118,12 +107,12 @@ class DemoRunner:
         values: dict[str, str] = {}
         deadline = time.monotonic() + 120
         assert proc.stdout is not None
-        while len(values) < len(SANDBOX_KEYS):
+        while len(values) < len(ENV_KEYS):
             line = proc.stdout.readline()
             if not line:
                 raise DemoError(f"the sandbox exited early (status {proc.wait()})")
             key, sep, value = line.strip().partition("=")
-            if sep and key in SANDBOX_KEYS:
+            if sep and key in ENV_KEYS:
                 values[key] = value
             if time.monotonic() > deadline:
                 raise DemoError("the sandbox printed no settings within 120 s")

@@ -39,3 +39,19 @@ def make_members(count: int, *, over_every: int = 3) -> list[Member]:
         member.latest_quota = snapshot
     Member.objects.bulk_update(members, ["latest_quota"])
     return members
+
+
+def mirrored_member_with(sandbox, method: str, *, revoked: bool = False) -> Member:
+    """The first sandbox member signed in with ``method`` (whose refresh token
+    is revoked or not), mirrored with its identities."""
+    from pluginlab_django import sync
+
+    revoked_ids = set(sandbox.revoked_refresh_member_ids())
+    for member_id in sandbox.member_ids():
+        if sandbox.get_member(member_id)["auth"]["signInMethod"] != method:
+            continue
+        if (member_id in revoked_ids) == revoked:
+            row = sync.sync_member(member_id)
+            sync.sync_identities([member_id])
+            return row
+    raise AssertionError(f"the sandbox has no {method} member (revoked={revoked})")

@@ -9,22 +9,11 @@ from django.urls import reverse
 
 from pluginlab_django import sync
 from pluginlab_django.models import CustomEvent, Identity, Member, QuotaSnapshot
+from tests.member_rows import mirrored_member_with
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = reverse("admin:pluginlab_django_member_changelist")
-
-
-def member_with(sandbox, method: str, *, revoked: bool = False) -> Member:
-    revoked_ids = set(sandbox.revoked_refresh_member_ids())
-    for member_id in sandbox.member_ids():
-        if sandbox.get_member(member_id)["auth"]["signInMethod"] != method:
-            continue
-        if (member_id in revoked_ids) == revoked:
-            row = sync.sync_member(member_id)
-            sync.sync_identities([member_id])
-            return row
-    raise AssertionError(f"no {method} member (revoked={revoked})")
 
 
 def run_action(client, action: str, members, **extra):
@@ -69,9 +58,9 @@ def test_snapshot_action_records_usage(admin_client, sandbox):
 
 
 def test_refresh_action_reports_each_provider(admin_client, sandbox):
-    google = member_with(sandbox, "google")
-    github = member_with(sandbox, "github")
-    revoked = member_with(sandbox, "google", revoked=True)
+    google = mirrored_member_with(sandbox, "google")
+    github = mirrored_member_with(sandbox, "github")
+    revoked = mirrored_member_with(sandbox, "google", revoked=True)
     _, texts = run_action(admin_client, "refresh_identity_tokens", [google, github, revoked])
     joined = "\n".join(texts)
     assert f"{google} / Google: token refreshed." in joined
@@ -103,7 +92,7 @@ def test_custom_event_action_uses_an_intermediate_form(admin_client, sandbox):
 def test_actions_with_the_remote_down_fail_clearly_and_change_nothing(
     admin_client, sandbox, action
 ):
-    member = member_with(sandbox, "google")
+    member = mirrored_member_with(sandbox, "google")
     before = (
         Member.objects.values().get(pk=member.pk),
         list(Identity.objects.filter(member=member).values()),

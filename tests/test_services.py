@@ -16,24 +16,13 @@ from pluginlab_django.clients import (
 )
 from pluginlab_django.models import ApiKey, CustomEvent, Member
 from pluginlab_django.services import apikeys, events, identities, members
+from tests.member_rows import mirrored_member_with
 
 pytestmark = pytest.mark.django_db
 
 
 def mirrored(sandbox, index: int = 0) -> Member:
     return sync.sync_member(sandbox.member_ids()[index])
-
-
-def member_with(sandbox, method: str, *, revoked: bool = False) -> Member:
-    revoked_ids = set(sandbox.revoked_refresh_member_ids())
-    for member_id in sandbox.member_ids():
-        if sandbox.get_member(member_id)["auth"]["signInMethod"] != method:
-            continue
-        if (member_id in revoked_ids) == revoked:
-            row = sync.sync_member(member_id)
-            sync.sync_identities([member_id])
-            return row
-    raise AssertionError(f"no {method} member (revoked={revoked}) in the sandbox")
 
 
 # Members -----------------------------------------------------------------------
@@ -100,7 +89,7 @@ def test_delete_reports_partial_failures_and_keeps_the_failed(sandbox):
 
 
 def test_refresh_stores_the_new_token_encrypted(sandbox):
-    member = member_with(sandbox, "google")
+    member = mirrored_member_with(sandbox, "google")
     identity = member.identities.get(provider="google")
     old = identity.access_token
     row = identities.refresh_identity(identity)
@@ -114,7 +103,7 @@ def test_refresh_stores_the_new_token_encrypted(sandbox):
 
 
 def test_revoked_refresh_token_marks_needs_reauth(sandbox):
-    member = member_with(sandbox, "google", revoked=True)
+    member = mirrored_member_with(sandbox, "google", revoked=True)
     identity = member.identities.get(provider="google")
     with pytest.raises(RefreshTokenFailed):
         identities.refresh_identity(identity)
@@ -123,7 +112,7 @@ def test_revoked_refresh_token_marks_needs_reauth(sandbox):
 
 
 def test_github_cannot_be_refreshed_and_pluginlab_is_not_called(sandbox):
-    member = member_with(sandbox, "github")
+    member = mirrored_member_with(sandbox, "github")
     identity = member.identities.get(provider="github")
     calls = sandbox.request_count("/auth")
     with pytest.raises(RefreshNotSupported):

@@ -4,6 +4,6 @@
 settings; see docs/sandbox.md.
 """
 
-from .sandbox import Sandbox
+from .sandbox import ENV_KEYS, Sandbox
 
-__all__ = ["Sandbox"]
+__all__ = ["ENV_KEYS", "Sandbox"]

@@ -31,6 +31,22 @@ SNAKE_TO_CAMEL = {
 }
 
 
+#: The environment lines ``env()`` returns and ``pluginlab_sandbox`` prints, in order.
+ENV_KEYS: tuple[str, ...] = (
+    "PLUGINLAB_PLUGIN_ID",
+    "PLUGINLAB_SECRET",
+    "PLUGINLAB_AUTH_URL",
+    "PLUGINLAB_CERT_URL",
+    "PLUGINLAB_MONETIZATION_URL",
+    "PLUGINLAB_EVENT_URL",
+    "PLUGINLAB_WEBHOOK_SECRET",
+    "PLUGIPAY_BASE_URL",
+    "PLUGIPAY_KEY_ID",
+    "PLUGIPAY_SECRET",
+    "PLUGINLAB_DEMO_TOKEN",
+)
+
+
 class Sandbox:
     """A running emulator of PluginLab and Plugipay on one loopback port."""
 
