@@ -7,7 +7,6 @@ in settings), so ``request.user`` is the token's member.
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema, inline_serializer
-from pluginlab_django.services.events import CustomEventInvalid, send_custom_event
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -16,6 +15,7 @@ from rest_framework.views import APIView
 
 from pluginlab_django.clients.exceptions import RemoteError
 from pluginlab_django.permissions import HasPlan, IsWithinQuota
+from pluginlab_django.services.events import CustomEventInvalid, send_custom_event
 
 #: The plan the sandbox gives its demo token; a real site uses its own plan ids.
 PREMIUM_PLAN_ID = "plan_pro"
