@@ -1,12 +1,13 @@
 """Settings for the test suite.
 
-SQLite by default; PostgreSQL when ``DATABASE_URL`` is set (``make test``
+SQLite (a temporary file) by default; PostgreSQL when ``DATABASE_URL`` is set (``make test``
 runs the suite on both). PLUGINLAB points at nothing reachable: tests that
 talk to the remote use the ``sandbox`` fixture, which points it at a live
 sandbox for the test's duration.
 """
 
 import os
+import tempfile
 
 import environ
 
@@ -59,11 +60,20 @@ TEMPLATES = [
 if os.environ.get("DATABASE_URL"):
     DATABASES = {"default": env.db("DATABASE_URL")}
 else:
+    # A file, not ":memory:": the live server's threads then get their own
+    # connections (an in-memory database is one connection shared by every
+    # thread, and concurrent webhook deliveries trip over each other on it).
+    # Exported, so subprocesses (a Celery worker, a child pytest) use it too.
+    os.environ.setdefault(
+        "PLUGINLAB_TEST_SQLITE",
+        os.path.join(tempfile.gettempdir(), f"pluginlab-tests-{os.getpid()}.sqlite3"),
+    )
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": os.environ.get("PLUGINLAB_TEST_SQLITE", ":memory:"),
-            "TEST": {"NAME": os.environ.get("PLUGINLAB_TEST_SQLITE") or None},
+            "NAME": os.environ["PLUGINLAB_TEST_SQLITE"],
+            "TEST": {"NAME": os.environ["PLUGINLAB_TEST_SQLITE"]},
+            "OPTIONS": {"timeout": 20},
         }
     }
 
