@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-sqlite test-postgres test-compat lint bench clean venv
+.PHONY: demo test preflight test-sqlite test-postgres test-compat lint typecheck bench clean venv
 
 ## Create the virtualenv and install everything (skipped when up to date).
 $(STAMP): requirements/base.txt requirements/test.txt requirements/dev.txt
@@ -21,7 +21,12 @@ demo: $(STAMP)
 	$(PY) -m demo_project.run_demo
 
 ## The whole test suite: SQLite (everything, headless Chromium included), then PostgreSQL.
-test: test-sqlite test-postgres
+test: preflight test-sqlite test-postgres
+
+## PostgreSQL, Redis and Chromium present? As root with apt: installs what is
+## missing; otherwise prints the one install command and stops.
+preflight:
+	$(PYTHON) tests/preflight.py
 
 test-sqlite: $(STAMP)
 	$(PY) -m tests.services --redis -- $(PY) -m pytest
@@ -31,6 +36,12 @@ test-postgres: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) manage.py makemigrations --check --dry-run pluginlab_django
+
+## mypy with django-stubs and djangorestframework-stubs (config in setup.cfg).
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy pluginlab_django
 
 ## Benchmarks (not part of CI): each prints its figures and the ratio to its target.
 bench: $(STAMP)
