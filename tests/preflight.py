@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     command = install_command(missing)
     if args.no_install or not can_install():
         print(
-            f"make test needs {names}: install with `{' '.join(command)}` (as root), then run it again.",
+            f"make test needs {names}: install with `{' '.join(command)}` (as root),"
+            " then run it again.",
             file=sys.stderr,
         )
         return 2
