@@ -119,7 +119,7 @@ class TestMirrorFollows:
             ).exists(),
             "client update mirrored",
         )
-        assert processed("member.updated", member_id)
+        wait_for(lambda: processed("member.updated", member_id), "member.updated processed")
 
     def test_created_member_is_mirrored(self, sb):
         from pluginlab_django.clients import get_pluginlab_client
@@ -133,7 +133,7 @@ class TestMirrorFollows:
         row = Member.objects.get(remote_id=created.id)
         assert row.email == "webhook-created@example.com"
         assert row.is_verified is True
-        assert processed("member.created", created.id)
+        wait_for(lambda: processed("member.created", created.id), "member.created processed")
 
     def test_deleted_member_is_marked_not_dropped(self, sb):
         from pluginlab_django import sync
@@ -147,7 +147,7 @@ class TestMirrorFollows:
             lambda: Member.objects.get(remote_id=member_id).deleted_remotely_at,
             "member marked deleted",
         )
-        assert processed("member.deleted", member_id)
+        wait_for(lambda: processed("member.deleted", member_id), "member.deleted processed")
 
     def test_update_through_the_member_service(self, sb):
         """The admin's edit path (services.members) triggers a delivery too."""
