@@ -77,6 +77,9 @@ def test_list_shows_every_key_with_age_and_state(run, sandbox):
     code, out, _ = run("list")
     assert code == 0 and sandbox.plugipay_key_id in out
     assert run("list", "--active", "--revoked")[0] == 2
+    # Django's own options are accepted after the subcommand too.
+    code, out, err = run("list", "--json", "-v", "0", "--no-color", "--skip-checks")
+    assert code == 0 and json.loads(out), err
 
 
 def test_list_shows_a_scheduled_revocation(run, sandbox):

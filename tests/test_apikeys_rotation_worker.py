@@ -69,8 +69,8 @@ def test_overlap_rotation_old_key_works_until_the_worker_revokes_it(
     request,
     transactional_db,
     settings,
-    redis_url,
-    tmp_path,  # noqa: F811 - the fixture
+    redis_url,  # noqa: F811 - the fixture imported above
+    tmp_path,
 ):
     if _in_memory_sqlite():
         _rerun_with_a_file_database(request, tmp_path)

@@ -16,6 +16,7 @@ a terminal's scrollback by accident.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import tempfile
@@ -136,6 +137,7 @@ class Command(BaseCommand):
         def add(name: str, help_text: str) -> Any:
             p = sub.add_parser(name, help=help_text, description=help_text)
             p.add_argument("--json", action="store_true", help="Print JSON for scripts.")
+            self._add_common_options(p)
             return p
 
         p = add("list", "List every key Plugipay has, with age and state.")
@@ -165,6 +167,18 @@ class Command(BaseCommand):
 
         p = add("cancel-revocation", "Take back a key's scheduled revocation.")
         p.add_argument("key", metavar="KEY")
+
+    @staticmethod
+    def _add_common_options(parser: Any) -> None:
+        """Django's own options, accepted after the subcommand too
+        (``pluginlab_apikeys list --settings=…``); they default to nothing so
+        the values given before the subcommand stand."""
+        hidden = {"default": argparse.SUPPRESS, "help": argparse.SUPPRESS}
+        parser.add_argument("-v", "--verbosity", type=int, choices=[0, 1, 2, 3], **hidden)
+        for name in ("--settings", "--pythonpath"):
+            parser.add_argument(name, **hidden)
+        for name in ("--traceback", "--no-color", "--force-color", "--skip-checks"):
+            parser.add_argument(name, action="store_true", **hidden)
 
     @staticmethod
     def _add_secret_output(parser: Any) -> None:
