@@ -132,7 +132,22 @@ class Command(BaseCommand):
     help = "Manage Plugipay API keys: list, audit, create, revoke, rotate with overlap."
 
     def add_arguments(self, parser: Any) -> None:
-        sub = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+        called_from_command_line = parser.called_from_command_line
+
+        class SubcommandParser(type(parser)):
+            """Usage errors of a subcommand: exit 2 from a terminal, CommandError
+            from call_command (Django < 5.1 does not pass this on by itself)."""
+
+            def __init__(self, **kwargs: Any) -> None:
+                kwargs.setdefault("called_from_command_line", called_from_command_line)
+                super().__init__(**kwargs)
+
+        sub = parser.add_subparsers(
+            dest="subcommand",
+            metavar="SUBCOMMAND",
+            required=True,
+            parser_class=SubcommandParser,
+        )
 
         def add(name: str, help_text: str) -> Any:
             p = sub.add_parser(name, help=help_text, description=help_text)
