@@ -113,3 +113,50 @@ def check_pluginlab_settings(app_configs: Any = None, **kwargs: Any) -> list[Che
             )
         )
     return errors
+
+
+PLUGIPAY_MODES = (None, "test", "live")
+
+
+@register(Tags.security, "pluginlab")
+def check_plugipay_mode(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The guide's "always assert the prefix in your config loader".
+
+    Only ``pk_live_``/``sk_live_`` count as live and ``pk_test_``/``sk_test_``
+    as test; any other prefix has no mode (and matches no expected mode).
+    Messages show a key id's first characters, never any of the secret.
+    """
+    from .models.apikeys import SECRET_PREFIXES, mode_of
+
+    errors: list[CheckMessage] = []
+    expected = pluginlab_settings.PLUGIPAY_MODE
+    key_id = pluginlab_settings.PLUGIPAY_KEY_ID or ""
+    secret = pluginlab_settings.PLUGIPAY_SECRET or ""
+    if expected not in PLUGIPAY_MODES:
+        return [
+            Error(
+                f"PLUGINLAB['PLUGIPAY_MODE'] is {expected!r}.",
+                hint='Use "test", "live" or None (no assertion).',
+                id="pluginlab.E111",
+            )
+        ]
+    key_mode, secret_mode = mode_of(key_id), mode_of(secret, SECRET_PREFIXES)
+    if expected and key_id and key_mode != expected:
+        errors.append(
+            Error(
+                f"PLUGINLAB['PLUGIPAY_MODE'] is {expected!r} but PLUGIPAY_KEY_ID "
+                f"({key_id[:12]}…) is not a pk_{expected}_ key.",
+                hint=f"Configure a pk_{expected}_ key, or change PLUGIPAY_MODE.",
+                id="pluginlab.E112",
+            )
+        )
+    if key_mode and secret_mode and key_mode != secret_mode:
+        errors.append(
+            Error(
+                f"PLUGIPAY_KEY_ID is a {key_mode} key ({key_id[:12]}…) but "
+                f"PLUGIPAY_SECRET is a {secret_mode} secret (sk_{secret_mode}_…).",
+                hint="The key id and the secret come from the same key: copy both again.",
+                id="pluginlab.E113",
+            )
+        )
+    return errors

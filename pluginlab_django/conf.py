@@ -39,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
     # A key with the plugipay:apikey:write scope (or "*") to manage API keys.
     "PLUGIPAY_KEY_ID": None,
     "PLUGIPAY_SECRET": None,
+    # The mode the Plugipay key must be in: "test", "live" or None (not
+    # asserted). Checks refuse a key id (or secret) of the other mode.
+    "PLUGIPAY_MODE": None,
     # --- HTTP transport ---------------------------------------------------
     # Seconds to wait for a connection, and for each read, on every call.
     "CONNECT_TIMEOUT": 3.05,

@@ -51,4 +51,9 @@ DEFAULT_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "pluginlab_django.tasks.webhooks.prune_webhook_deliveries",
         "schedule": 24 * HOUR,
     },
+    # API keys whose revocation a rotation with overlap scheduled.
+    "pluginlab-revoke-due-api-keys": {
+        "task": "pluginlab_django.tasks.revoke_due_api_keys_task",
+        "schedule": 5 * MINUTE,
+    },
 }

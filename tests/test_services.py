@@ -144,10 +144,12 @@ def test_revoke_twice_reports_already_revoked(sandbox):
 
 def test_rotate_creates_same_description_and_scope_then_revokes(sandbox):
     old = apikeys.create_api_key(description="rotating", scope="plugipay:webhook:read").record
-    new = apikeys.rotate_api_key(old)
+    new = apikeys.rotate_api_key(old).created
     old.refresh_from_db()
     assert old.revoked_at is not None
-    assert (new.record.description, new.record.scope) == ("rotating", "plugipay:webhook:read")
+    assert new.record.scope == "plugipay:webhook:read"
+    assert new.record.description == apikeys.rotation_description("rotating")
+    assert new.record.description.startswith("rotating (rotation 20")
     assert new.secret and new.record.revoked_at is None
 
 

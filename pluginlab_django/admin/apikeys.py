@@ -2,7 +2,11 @@
 
 The secret of a new key is rendered straight into the response of the POST
 that created it (``Cache-Control: no-store``): it is never saved, logged, put
-in a message or a session, so a reload cannot show it again.
+in a message or a session. The add and rotate forms carry a one-time token
+(``apikey_forms``), so a reload or a re-sent POST mints nothing.
+
+The site's own key (``PLUGIPAY_KEY_ID``) cannot be revoked, rotated or
+scheduled for revocation here; the service refuses and says how to rotate it.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from ..clients import RemoteError
 from ..conf import pluginlab_settings
 from ..models import ApiKey
 from ..services import apikeys as apikey_service
+from . import apikey_forms
 from .actions import confirmation_page, confirmed
-from .forms import ApiKeyCreateForm
 
 SECRET_TEMPLATE = "admin/pluginlab_django/apikey/secret.html"
+ADD_TEMPLATE = "admin/pluginlab_django/apikey/add_form.html"
+ROTATE_TEMPLATE = "admin/pluginlab_django/apikey/rotate_confirm.html"
 
 
 class ActiveFilter(admin.SimpleListFilter):
@@ -31,13 +37,22 @@ class ActiveFilter(admin.SimpleListFilter):
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
-        return (("active", _("Active")), ("revoked", _("Revoked")))
+        return (
+            ("active", _("Active")),
+            ("scheduled", _("Revocation scheduled")),
+            ("revoked", _("Revoked")),
+            ("gone", _("Gone from Plugipay")),
+        )
 
     def queryset(self, request, queryset):
         if self.value() == "active":
-            return queryset.filter(revoked_at__isnull=True)
+            return queryset.active()
+        if self.value() == "scheduled":
+            return queryset.active().filter(revoke_scheduled_at__isnull=False)
         if self.value() == "revoked":
             return queryset.filter(revoked_at__isnull=False)
+        if self.value() == "gone":
+            return queryset.filter(gone_at__isnull=False)
         return queryset
 
 
@@ -47,7 +62,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_filter = (ActiveFilter, "mode")
     search_fields = ("key_id", "=record_id", "description")
     ordering = ("-created_at", "-id")
-    actions = ("revoke_keys", "rotate_keys")
+    actions = ("revoke_keys", "cancel_scheduled_revocations", "rotate_keys")
     readonly_fields = (
         "record_id",
         "account_id",
@@ -57,6 +72,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "mode",
         "created_at",
         "revoked_at",
+        "revoke_scheduled_at",
+        "gone_at",
         "last_synced_at",
     )
     change_list_template = "admin/pluginlab_django/apikey/change_list.html"
@@ -67,7 +84,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("state"), boolean=False)
     def state(self, obj: ApiKey) -> str:
-        return "active" if obj.is_active else "revoked"
+        if obj.gone_at is not None:
+            return "gone (Plugipay no longer lists it)"
+        return obj.state
 
     # Records are Plugipay's: never edited, deleted or added as rows here -----
 
@@ -88,6 +107,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def has_revoke_apikey_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("pluginlab_django.revoke_apikey")
 
+    def has_rotate_apikey_permission(self, request: HttpRequest) -> bool:
+        """Both: a rotation mints a key and revokes one. (Django shows an action
+        when *any* of its listed permissions holds, hence one combined check.)"""
+        return self.has_create_apikey_permission(request) and self.has_revoke_apikey_permission(
+            request
+        )
+
     def has_sync_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("pluginlab_django.sync")
 
@@ -97,13 +123,28 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None):
         if not self.has_add_permission(request):
             return self._denied(request)
-        form = ApiKeyCreateForm(request.POST or None)
+        form = apikey_forms.OneTimeApiKeyCreateForm(
+            request.POST or None, initial={"once": apikey_forms.issue_token(request)}
+        )
         if request.method == "POST" and form.is_valid():
+            data = {k: v for k, v in form.cleaned_data.items() if k != "once"}
             try:
-                created = apikey_service.create_api_key(**form.cleaned_data)
+                token, first = apikey_forms.claim_token(request, form.cleaned_data["once"])
+            except apikey_forms.FormTokenInvalid as exc:
+                return self._back_to_list(request, str(exc), messages.ERROR)
+            if not first:
+                message = apikey_forms.already_used_message(token)
+                return self._back_to_list(request, message, messages.WARNING)
+            try:
+                created = apikey_service.create_api_key(**data)
             except RemoteError as exc:
+                form = apikey_forms.OneTimeApiKeyCreateForm(
+                    {**data, "once": apikey_forms.issue_token(request)}
+                )
+                form.is_valid()
                 form.add_error(None, f"Plugipay refused to create the key: {exc}")
             else:
+                apikey_forms.record_created(token, [created.record.key_id])
                 self._log_addition(request, created.record)
                 return self._secret_page(request, [created], title=_("API key created"))
         context = {
@@ -116,13 +157,20 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 "Plugipay creates the key and shows its secret on the next page, once."
             ),
         }
-        return TemplateResponse(request, "admin/pluginlab_django/send_form.html", context)
+        return TemplateResponse(request, ADD_TEMPLATE, context)
 
-    def _secret_page(self, request: HttpRequest, created: list, *, title) -> TemplateResponse:
+    def _back_to_list(self, request: HttpRequest, message: str, level: int):
+        self.message_user(request, message, level)
+        return HttpResponseRedirect(reverse("admin:pluginlab_django_apikey_changelist"))
+
+    def _secret_page(
+        self, request: HttpRequest, created: list, *, title, notes=()
+    ) -> TemplateResponse:
         context = {
             **self.admin_site.each_context(request),
             "title": title,
             "created": created,
+            "notes": list(notes),
             "opts": self.model._meta,
         }
         response = TemplateResponse(request, SECRET_TEMPLATE, context)
@@ -140,7 +188,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     # Actions -------------------------------------------------------------------
 
-    @admin.action(description=_("Revoke selected keys"), permissions=["revoke_apikey"])
+    @admin.action(description=_("Revoke now"), permissions=["revoke_apikey"])
     def revoke_keys(self, request, queryset):
         if not confirmed(request):
             return confirmation_page(
@@ -149,12 +197,14 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 queryset,
                 action="revoke_keys",
                 title=_("Revoke API keys"),
-                question="Revoke these keys in Plugipay? Requests signed with them will fail "
-                "at once; there is no un-revoke.",
+                question="Revoke these keys in Plugipay now? Requests signed with them will "
+                "fail at once; there is no un-revoke.",
             )
         for key in queryset:
             try:
                 result = apikey_service.revoke_api_key(key)
+            except apikey_service.OwnKeyProtected as exc:
+                self.message_user(request, f"{key}: not revoked. {exc}", messages.ERROR)
             except RemoteError as exc:
                 self.message_user(
                     request, f"{key}: not revoked, nothing changed: {exc}", messages.ERROR
@@ -166,34 +216,80 @@ class ApiKeyAdmin(admin.ModelAdmin):
                     self.message_user(request, f"{key}: revoked.", messages.SUCCESS)
         return None
 
-    @admin.action(description=_("Rotate selected keys"), permissions=["create_apikey"])
+    @admin.action(description=_("Cancel scheduled revocation"), permissions=["revoke_apikey"])
+    def cancel_scheduled_revocations(self, request, queryset):
+        for key in queryset:
+            if apikey_service.cancel_revocation(key):
+                self.message_user(request, f"{key}: scheduled revocation cancelled.")
+            else:
+                self.message_user(
+                    request, f"{key}: no revocation was scheduled ({key.state}).", messages.INFO
+                )
+
+    @admin.action(description=_("Rotate selected keys"), permissions=["rotate_apikey"])
     def rotate_keys(self, request, queryset):
-        if not confirmed(request):
-            return confirmation_page(
+        if not self.has_rotate_apikey_permission(request):
+            # Actions are filtered by permission already: this is a second lock.
+            return self._back_to_list(
+                request, "Rotating needs both create_apikey and revoke_apikey.", messages.ERROR
+            )
+        form = apikey_forms.RotateForm(
+            request.POST if confirmed(request) else None,
+            initial={"once": apikey_forms.issue_token(request)},
+        )
+        if not form.is_bound or not form.is_valid():
+            if form.is_bound:  # a bad overlap: ask again with a fresh token
+                form.data = {**form.data.dict(), "once": apikey_forms.issue_token(request)}
+            response = confirmation_page(
                 self,
                 request,
                 queryset,
                 action="rotate_keys",
                 title=_("Rotate API keys"),
-                question="Create a new key with the same description and scope for each, then "
-                "revoke the old one? Deploy the new secrets before the old keys are gone.",
+                question="Create a successor for each key (same scope, description marked "
+                "with the rotation date) and revoke the old key after the overlap. "
+                "Deploy the new secrets within the overlap.",
+                form=form,
             )
-        created = []
-        for key in queryset.filter(revoked_at__isnull=True):
-            try:
-                created.append(apikey_service.rotate_api_key(key))
-            except apikey_service.RotationIncomplete as exc:
-                created.append(exc.created)
-                self.message_user(request, str(exc), messages.ERROR)
-            except RemoteError as exc:
-                self.message_user(
-                    request, f"{key}: not rotated, nothing changed: {exc}", messages.ERROR
-                )
+            response.template_name = ROTATE_TEMPLATE
+            return response
+        try:
+            token, first = apikey_forms.claim_token(request, form.cleaned_data["once"])
+        except apikey_forms.FormTokenInvalid as exc:
+            return self._back_to_list(request, str(exc), messages.ERROR)
+        if not first:
+            return self._back_to_list(
+                request, apikey_forms.already_used_message(token), messages.WARNING
+            )
+        created, notes = self._rotate_each(request, queryset, form.cleaned_data["overlap"])
+        apikey_forms.record_created(token, [item.record.key_id for item in created])
         if not created:
             return None
         for item in created:
             self._log_addition(request, item.record)
-        return self._secret_page(request, created, title=_("API keys rotated"))
+        return self._secret_page(request, created, title=_("API keys rotated"), notes=notes)
+
+    def _rotate_each(self, request, queryset, overlap) -> tuple[list, list[str]]:
+        created, notes = [], []
+        for key in queryset:
+            try:
+                rotation = apikey_service.rotate_api_key(key, overlap)
+            except apikey_service.RotationIncomplete as exc:
+                created.append(exc.created)
+                self.message_user(request, str(exc), messages.ERROR)
+            except (RemoteError, apikey_service.ApiKeyError) as exc:
+                self.message_user(
+                    request, f"{key}: not rotated, nothing created: {exc}", messages.ERROR
+                )
+            else:
+                created.append(rotation.created)
+                when = (
+                    "was revoked now"
+                    if not overlap
+                    else f"will be revoked at {rotation.revoke_at:%Y-%m-%d %H:%M %Z}"
+                )
+                notes.append(f"{key} (replaced by {rotation.created.record.key_id}) {when}.")
+        return created, notes
 
     # Sync button -----------------------------------------------------------------
 

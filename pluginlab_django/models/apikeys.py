@@ -4,6 +4,19 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+#: Key id and secret prefixes, and the only modes they are taken for
+#: (wire spec §2). Any other prefix has no mode: nothing is guessed.
+KEY_ID_PREFIXES = {"pk_live_": "live", "pk_test_": "test"}
+SECRET_PREFIXES = {"sk_live_": "live", "sk_test_": "test"}
+
+
+def mode_of(value: str | None, prefixes: dict[str, str] = KEY_ID_PREFIXES) -> str | None:
+    """``"live"``/``"test"`` from a documented prefix, else ``None``."""
+    for prefix, mode in prefixes.items():
+        if (value or "").startswith(prefix):
+            return mode
+    return None
+
 
 class ApiKeyMode(models.TextChoices):
     TEST = "test", _("Test")
@@ -12,7 +25,11 @@ class ApiKeyMode(models.TextChoices):
 
 class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
     def active(self) -> ApiKeyQuerySet:
-        return self.filter(revoked_at__isnull=True)
+        """Keys Plugipay still lists and has not revoked."""
+        return self.filter(revoked_at__isnull=True, gone_at__isnull=True)
+
+    def revocation_due(self, now=None) -> ApiKeyQuerySet:
+        return self.active().filter(revoke_scheduled_at__lte=now or timezone.now())
 
 
 class ApiKey(models.Model):
@@ -24,10 +41,17 @@ class ApiKey(models.Model):
     key_id = models.CharField(_("key id"), max_length=128, unique=True)
     description = models.CharField(_("description"), max_length=255, blank=True, default="")
     scope = models.TextField(_("scope"), blank=True, default="")
-    mode = models.CharField(_("mode"), max_length=8, choices=ApiKeyMode.choices)
+    # Blank when the key id has neither documented prefix.
+    mode = models.CharField(_("mode"), max_length=8, choices=ApiKeyMode.choices, blank=True)
     created_at = models.DateTimeField(_("created at"), null=True, blank=True)
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True, db_index=True)
     last_synced_at = models.DateTimeField(_("last synced"), null=True, blank=True)
+    # Set by a rotation with overlap: the periodic task revokes the key then.
+    revoke_scheduled_at = models.DateTimeField(
+        _("revocation scheduled at"), null=True, blank=True, db_index=True
+    )
+    # Set by the API key sync when Plugipay no longer lists the record.
+    gone_at = models.DateTimeField(_("gone from Plugipay"), null=True, blank=True)
 
     objects = ApiKeyQuerySet.as_manager()
 
@@ -45,7 +69,18 @@ class ApiKey(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and self.gone_at is None
+
+    @property
+    def state(self) -> str:
+        """``gone``, ``revoked``, ``revocation scheduled <when>`` or ``active``."""
+        if self.gone_at is not None:
+            return "gone"
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.revoke_scheduled_at is not None:
+            return f"revocation scheduled {self.revoke_scheduled_at.isoformat(timespec='seconds')}"
+        return "active"
 
     @property
     def age_days(self) -> int | None:
@@ -55,4 +90,24 @@ class ApiKey(models.Model):
 
     @staticmethod
     def mode_for(key_id: str) -> str:
-        return ApiKeyMode.LIVE if key_id.startswith("pk_live_") else ApiKeyMode.TEST
+        return mode_of(key_id) or ""
+
+
+class ApiKeyFormToken(models.Model):
+    """A one-time token of an admin form that mints a key (add, rotate).
+
+    The form carries a signed random token; the submission that inserts
+    its row (unique) is the only one that may call Plugipay, so a reload, the
+    back button or a re-sent POST creates nothing. Only a hash is kept.
+    """
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    used_at = models.DateTimeField(default=timezone.now, db_index=True)
+    created_key_ids = models.TextField(blank=True, default="")
+
+    class Meta:
+        verbose_name = _("API key form token")
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"form token used {self.used_at:%Y-%m-%d %H:%M}"
