@@ -37,7 +37,7 @@ test-postgres: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) manage.py makemigrations --check --dry-run pluginlab_django
+	DJANGO_SETTINGS_MODULE=tests.settings $(PY) -m django makemigrations --check --dry-run pluginlab_django
 
 ## mypy with django-stubs and djangorestframework-stubs (config in setup.cfg).
 typecheck: $(STAMP)
