@@ -51,4 +51,10 @@ DEFAULT_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "pluginlab_django.tasks.webhooks.prune_webhook_deliveries",
         "schedule": 24 * HOUR,
     },
+    # Webhook deliveries nothing will process otherwise: stored while the
+    # broker was down, or their task or worker lost (WEBHOOK_CLAIM_TIMEOUT_SECONDS).
+    "pluginlab-sweep-webhook-deliveries": {
+        "task": "pluginlab_django.tasks.webhooks.sweep_webhook_deliveries",
+        "schedule": 5 * MINUTE,
+    },
 }
