@@ -3,9 +3,11 @@
 The app and nothing else: no sessions, no CSRF middleware (the receiver is
 CSRF-exempt anyway), persistent database connections as in production.
 ``DATABASE_URL`` must point at PostgreSQL; ``BENCH_PROCESSING`` chooses
-``eager`` (Celery tasks run inside the request, as in the demo) or
-``deferred`` (tasks go to an in-memory broker nobody consumes; the benchmark
-processes the deliveries afterwards).
+``worker`` (tasks go to the Redis broker at ``BENCH_BROKER_URL``, where a real
+Celery worker takes them: the production shape), ``eager`` (Celery tasks run
+inside the request, as in the demo) or ``deferred`` (tasks go to an
+in-memory broker nobody consumes; the benchmark processes the deliveries
+afterwards).
 """
 
 import os
@@ -37,7 +39,7 @@ LOGGING = {
 
 PROCESSING = os.environ.get("BENCH_PROCESSING", "eager")
 CELERY_TASK_ALWAYS_EAGER = PROCESSING == "eager"
-CELERY_BROKER_URL = "memory://"
+CELERY_BROKER_URL = os.environ["BENCH_BROKER_URL"] if PROCESSING == "worker" else "memory://"
 # No Celery app is wired for this settings module: configure the default one
 # (the one shared_task binds to) from the values above.
 current_app.conf.update(

@@ -160,3 +160,38 @@ def check_plugipay_mode(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             )
         )
     return errors
+
+
+@register("pluginlab")
+def check_webhook_processing(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Webhook processing that cannot silently stop (``WEBHOOK_PROCESSING``).
+
+    ``"celery"`` with no broker would store every delivery and process none:
+    ``.delay()`` fails against Celery's default AMQP broker on localhost.
+    """
+    from .services.webhook_dispatch import (
+        CELERY,
+        PROCESSING_CHOICES,
+        celery_broker_configured,
+    )
+
+    value = pluginlab_settings.WEBHOOK_PROCESSING
+    if value not in PROCESSING_CHOICES:
+        return [
+            Error(
+                f"PLUGINLAB['WEBHOOK_PROCESSING'] is {value!r}.",
+                hint=f"Use one of {', '.join(map(repr, PROCESSING_CHOICES))}.",
+                id="pluginlab.E101",
+            )
+        ]
+    if value == CELERY and not celery_broker_configured():
+        return [
+            Warning(
+                "PLUGINLAB['WEBHOOK_PROCESSING'] is 'celery' but no Celery broker is "
+                "configured: webhook deliveries would be stored and never processed.",
+                hint="Configure your Celery app's broker (CELERY_BROKER_URL), or set "
+                "WEBHOOK_PROCESSING to 'auto' (inline without a broker) or 'inline'.",
+                id="pluginlab.W101",
+            )
+        ]
+    return []

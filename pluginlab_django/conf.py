@@ -98,6 +98,10 @@ DEFAULTS: dict[str, Any] = {
     # A delivery claimed for processing longer ago than this is presumed
     # abandoned (a worker died) and may be claimed again.
     "WEBHOOK_CLAIM_TIMEOUT_SECONDS": 600,
+    # How a stored delivery is processed: "celery" (a task), "inline" (in the
+    # request, once its transaction has committed) or "auto": celery when a
+    # Celery app with a broker (or eager tasks) is configured, else inline.
+    "WEBHOOK_PROCESSING": "auto",
     # --- Sync -------------------------------------------------------------
     # Members per page requested from PluginLab (1..100).
     "SYNC_PAGE_SIZE": 100,

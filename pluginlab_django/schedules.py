@@ -56,4 +56,10 @@ DEFAULT_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "pluginlab_django.tasks.revoke_due_api_keys_task",
         "schedule": 5 * MINUTE,
     },
+    # Webhook deliveries nothing will process otherwise: stored while the
+    # broker was down, or their task or worker lost (WEBHOOK_CLAIM_TIMEOUT_SECONDS).
+    "pluginlab-sweep-webhook-deliveries": {
+        "task": "pluginlab_django.tasks.webhooks.sweep_webhook_deliveries",
+        "schedule": 5 * MINUTE,
+    },
 }

@@ -1,44 +1,58 @@
-"""The webhook receiver: verify, store, answer; processing happens in a task.
+"""The webhook receiver: verify, store, answer; processing happens after the commit.
 
 Include the app's URLs to mount it at ``/pluginlab/webhook/``::
 
     path("pluginlab/", include("pluginlab_django.urls")),
 
 The view holds no business logic: verification is ``pluginlab_django.webhooks``,
-storing and processing are ``pluginlab_django.services.webhooks``. Once a
-delivery is stored the sender gets 2xx whatever processing later does, so a
-failing handler never makes PluginLab drop or hammer a delivery we already
-hold; refused deliveries are logged (delivery id and reason, never the body)
-and not stored.
+storing is ``pluginlab_django.services.webhooks``, and who processes a stored
+delivery (a Celery task, or this request once it has committed:
+``WEBHOOK_PROCESSING``) is ``services.webhook_dispatch``. Once a delivery is
+stored the sender gets 2xx whatever processing later does, so a failing
+handler never makes PluginLab drop or hammer a delivery we already hold;
+refused deliveries are logged (delivery id and reason, never the body) and
+not stored. The view is exempt from CSRF and from Django 5.1+'s
+``LoginRequiredMiddleware``: PluginLab has no session, only its signature.
 """
 
 from __future__ import annotations
 
 import logging
-from functools import partial
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_variables
 
 from .conf import pluginlab_settings
 from .models import WebhookDelivery
+from .services import webhook_dispatch
 from .services.webhooks import store_delivery
-from .tasks.webhooks import process_webhook_delivery
 from .webhooks import (
     BodyTooLarge,
     WebhookHeaders,
     WebhookVerificationError,
-    verify_webhook,
+    verify_delivery,
 )
+
+try:  # Django >= 5.1
+    from django.contrib.auth.decorators import login_not_required
+except ImportError:  # Django 4.2: there is no LoginRequiredMiddleware to be exempt from
+    _View = TypeVar("_View", bound=Callable[..., Any])
+
+    def login_not_required(view_func: _View) -> _View:  # type: ignore[no-redef]
+        return view_func
+
 
 logger = logging.getLogger("pluginlab_django.webhooks")
 
 __all__ = ["WebhookView"]
 
 
+@method_decorator(login_not_required, name="dispatch")
 @method_decorator(csrf_exempt, name="dispatch")
 class WebhookView(View):
     """POST-only receiver for PluginLab webhook deliveries (wire spec §1.6)."""
@@ -49,6 +63,7 @@ class WebhookView(View):
         """The HMAC key; override to pick one per site or tenant."""
         return pluginlab_settings.WEBHOOK_SECRET
 
+    @sensitive_variables("secret")
     def post(self, request: HttpRequest) -> HttpResponse:
         limit = pluginlab_settings.WEBHOOK_MAX_BODY_BYTES
         declared = _content_length(request)
@@ -57,23 +72,25 @@ class WebhookView(View):
             return self.refuse(request, BodyTooLarge())
         # At most one byte past the limit, whatever the framing says.
         body = request.read(limit + 1)
+        secret = self.get_secret()
         try:
-            payload = verify_webhook(
-                body,
-                request.headers.get(WebhookHeaders.SIGNATURE),
-                self.get_secret(),
-                timestamp=request.headers.get(WebhookHeaders.TIMESTAMP),
-                max_body_bytes=limit,
-            )
+            verified = verify_delivery(body, request.headers, secret, max_body_bytes=limit)
         except WebhookVerificationError as exc:
             return self.refuse(request, exc)
 
-        stored = store_delivery(body=body.decode("utf-8"), headers=request.headers, payload=payload)
+        mode = webhook_dispatch.processing_mode()
+        stored = store_delivery(
+            body=body.decode("utf-8"),
+            headers=request.headers,
+            payload=verified.payload,
+            verified=verified,
+            queued=mode == webhook_dispatch.CELERY,
+        )
         delivery = stored.delivery
-        # A redelivery of one still waiting (say its task was lost) is queued
-        # again; the claim in process_delivery keeps it to one run.
+        # A redelivery of one still waiting (say its task was lost) is handed
+        # over again; the claim in process_delivery keeps it to one run.
         if stored.created or delivery.status == WebhookDelivery.Status.RECEIVED:
-            transaction.on_commit(partial(_enqueue_processing, delivery.pk))
+            webhook_dispatch.dispatch_on_commit(delivery.pk, mode=mode)
         return JsonResponse(
             {
                 "status": "stored" if stored.created else "duplicate",
@@ -103,14 +120,3 @@ def _content_length(request: HttpRequest) -> int | None:
         return int(request.META.get("CONTENT_LENGTH") or "")
     except ValueError:
         return None
-
-
-def _enqueue_processing(delivery_pk: int) -> None:
-    """Queue processing; a broker failure must not turn a stored delivery into a 5xx."""
-    try:
-        process_webhook_delivery.delay(delivery_pk)
-    except Exception:
-        logger.exception(
-            "Could not queue webhook delivery pk=%s; it stays 'received' for reprocessing",
-            delivery_pk,
-        )

@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -198,3 +199,90 @@ def _rerun_with_a_file_database(request, tmp_path: Path) -> None:
     output = child.stdout[-6000:] + child.stderr[-2000:]
     assert child.returncode == 0, f"the file-database run failed:\n{output}"
     assert "1 passed" in child.stdout, f"the file-database run did not pass:\n{output}"
+
+
+def test_sweeper_requeues_a_delivery_stored_while_the_broker_was_down(
+    request, transactional_db, settings, redis_url, tmp_path
+):
+    """Broker down when the delivery arrives: stored, answered 2xx, left
+    ``received`` with nothing queued; once the broker and a worker are up, the
+    beat schedule's sweeper re-queues it and the worker processes it, once."""
+    if _in_memory_sqlite():
+        _rerun_with_a_file_database(request, tmp_path)
+        return
+
+    from celery import current_app
+    from django.test import Client
+
+    from pluginlab_django.models import WebhookDelivery
+    from pluginlab_django.schedules import DEFAULT_BEAT_SCHEDULE
+    from tests.test_webhooks import signed_headers
+
+    with Sandbox(members=5, seed=4) as sb:
+        pluginlab = {
+            **settings.PLUGINLAB,
+            **sb.pluginlab_settings(),
+            "WEBHOOK_PROCESSING": "celery",
+        }
+        settings.PLUGINLAB = pluginlab
+        member_id = sb.member_ids()[0]
+        sb.update_member(member_id, name="Swept Ada")
+        body = json.dumps(
+            {
+                "event": "member.updated",
+                "deliveryId": "dlv_broker_down",
+                "createdAtMs": int(time.time() * 1000),
+                "data": {"member": {"id": member_id}},
+            }
+        ).encode()
+        headers = signed_headers(
+            body, secret=sb.webhook_secret, event="member.updated", delivery_id="dlv_broker_down"
+        )
+        conf = current_app.conf
+        saved = (conf.broker_url, conf.task_always_eager)
+        conf.broker_url, conf.task_always_eager = "redis://127.0.0.1:1/0", False  # down
+        try:
+            response = Client().post(
+                "/pluginlab/webhook/", data=body, content_type="application/json", headers=headers
+            )
+        finally:
+            conf.broker_url, conf.task_always_eager = saved
+        assert response.status_code == 200
+        delivery = WebhookDelivery.objects.get()
+        assert (delivery.status, delivery.queued_at) == (WebhookDelivery.Status.RECEIVED, None)
+        assert not Member.objects.filter(remote_id=member_id).exists()
+        # Past the sweeper's grace for deliveries nothing was queued for.
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            received_at=delivery.received_at - timedelta(seconds=120)
+        )
+
+        env = {
+            **os.environ,
+            **_worker_database_env(),
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "PLUGINLAB_TEST_REDIS_URL": redis_url,
+            "PLUGINLAB_TEST_SETTINGS": json.dumps(pluginlab),
+        }
+        log_path = tmp_path / "worker.log"
+        worker = _start_worker(env, log_path)
+        client = Celery("pluginlab_test_client", broker=redis_url, set_as_current=False)
+        try:
+            _wait_until_ready(client, worker, log_path)
+            client.send_task(DEFAULT_BEAT_SCHEDULE["pluginlab-sweep-webhook-deliveries"]["task"])
+            deadline = time.monotonic() + DEADLINE_SECONDS
+            while WebhookDelivery.objects.get().status != WebhookDelivery.Status.PROCESSED:
+                assert worker.poll() is None, f"worker died:\n{log_path.read_text()[-4000:]}"
+                assert time.monotonic() < deadline, (
+                    f"delivery not processed after {DEADLINE_SECONDS}s:\n"
+                    f"{log_path.read_text()[-4000:]}"
+                )
+                time.sleep(0.2)
+        finally:
+            _stop_worker(worker)
+            client.close()
+
+        delivery = WebhookDelivery.objects.get()
+        assert delivery.attempts == 1 and delivery.queued_at is not None
+        assert Member.objects.get(remote_id=member_id).name == "Swept Ada"
+        log = log_path.read_text()
+        assert "sweep_webhook_deliveries" in log and "process_webhook_delivery" in log

@@ -147,7 +147,9 @@ class TestMirrorFollows:
             lambda: Member.objects.get(remote_id=member_id).deleted_remotely_at,
             "member marked deleted",
         )
-        wait_for(lambda: processed("member.deleted", member_id), "member.deleted processed")
+        # The row is marked before the delivery's outcome is recorded.
+        delivery = wait_for(lambda: processed("member.deleted", member_id), "delivery processed")
+        assert delivery[0].status == Status.PROCESSED
 
     def test_update_through_the_member_service(self, sb):
         """The admin's edit path (services.members) triggers a delivery too."""

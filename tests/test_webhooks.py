@@ -93,15 +93,27 @@ class SignalRecorder:
         self.signal.disconnect(dispatch_uid=id(self))
 
 
-def make_body(event="test.unknown", delivery_id=None, member_id="mem_" + "a" * 40, **extra):
+_NOW = object()
+
+
+def make_body(
+    event="test.unknown",
+    delivery_id=None,
+    member_id="mem_" + "a" * 40,
+    created_at_ms=_NOW,
+    **extra,
+):
+    """A body like the sandbox's; ``created_at_ms=None`` leaves ``createdAtMs`` out."""
     delivery_id = delivery_id or f"dlv_{uuid.uuid4().hex}"
     payload = {
         "event": event,
         "deliveryId": delivery_id,
-        "createdAtMs": int(time.time() * 1000),
+        "createdAtMs": int(time.time() * 1000) if created_at_ms is _NOW else created_at_ms,
         "data": {"member": {"id": member_id}},
         **extra,
     }
+    if payload["createdAtMs"] is None:
+        del payload["createdAtMs"]
     return json.dumps(payload, separators=(",", ":")).encode(), delivery_id
 
 
@@ -160,7 +172,15 @@ class TestVerifyWebhook:
         assert compute_signature(self.body.decode(), SECRET) == expected
 
     def test_text_body_accepted_like_the_vendor_sdk(self):
-        verify_webhook(self.body.decode(), compute_signature(self.body, SECRET), SECRET)
+        payload = verify_webhook(self.body.decode(), compute_signature(self.body, SECRET), SECRET)
+        assert payload == json.loads(self.body)
+        # ... and the text is verified as its UTF-8 bytes: one changed character fails.
+        with pytest.raises(InvalidSignature):
+            verify_webhook(
+                self.body.decode().replace("mem_1", "mem_2"),
+                compute_signature(self.body, SECRET),
+                SECRET,
+            )
 
     @pytest.mark.parametrize(
         ("kwargs", "error", "code"),
@@ -301,8 +321,10 @@ class TestReceiver:
             ("tamper", "webhook/invalid-signature"),
             ("wrong_secret", "webhook/invalid-signature"),
             ("no_signature", "webhook/missing-signature"),
+            ("stale_body", "webhook/stale-timestamp"),
             ("stale_ms", "webhook/stale-timestamp"),
             ("stale_s", "webhook/stale-timestamp"),
+            ("bad_body_time", "webhook/invalid-timestamp"),
             ("not_json", "webhook/invalid-body-type"),
             ("json_array", "webhook/invalid-body-type"),
             ("empty", "webhook/missing-body"),
@@ -320,10 +342,22 @@ class TestReceiver:
             kwargs["secret"] = "not-the-secret"
         elif mangle == "no_signature":
             kwargs["signature"] = ""
-        elif mangle == "stale_ms":
-            kwargs["timestamp_ms"] = int(time.time() * 1000) - 3_600_000
-        elif mangle == "stale_s":
-            kwargs["timestamp_ms"] = int(time.time()) - 3600
+        elif mangle == "stale_body":  # signed an hour ago, sent with a fresh header
+            body, _ = make_body(
+                delivery_id=delivery_id, created_at_ms=int(time.time() * 1000) - 3_600_000
+            )
+            sent = body
+        elif mangle in ("stale_ms", "stale_s"):  # no time in the body: the header decides
+            body, _ = make_body(delivery_id=delivery_id, created_at_ms=None)
+            sent = body
+            kwargs["timestamp_ms"] = (
+                int(time.time() * 1000) - 3_600_000
+                if mangle == "stale_ms"
+                else int(time.time()) - 3600
+            )
+        elif mangle == "bad_body_time":
+            body, _ = make_body(delivery_id=delivery_id, created_at_ms="yesterday")
+            sent = body
         elif mangle == "not_json":
             body = sent = b"event=member.updated"
         elif mangle == "json_array":
@@ -453,8 +487,8 @@ class TestReceiver:
         assert WebhookDelivery.objects.get().delivery_id.startswith("sha256:")
 
     def test_overlong_delivery_id_is_hashed_not_refused(self, client, webhook_secret):
-        body, _ = make_body()
-        response = post(client, body, signed_headers(body, delivery_id="d" * 500))
+        body, delivery_id = make_body(delivery_id="d" * 500)
+        response = post(client, body, signed_headers(body, delivery_id=delivery_id))
         assert response.status_code == 200
         assert len(WebhookDelivery.objects.get().delivery_id) <= 128
 

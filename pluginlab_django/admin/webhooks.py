@@ -31,7 +31,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         "processed_at",
     )
     list_filter = ("status", "event", "received_at")
-    search_fields = ("=delivery_id", "event")
+    search_fields = ("=delivery_id", "=body_digest", "event")
     date_hierarchy = "received_at"
     ordering = ("-received_at", "-id")
     actions = ("reprocess",)
@@ -43,8 +43,10 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         "attempts",
         "error",
         "received_at",
+        "queued_at",
         "claimed_at",
         "processed_at",
+        "body_digest",
         "headers",
         "pretty_body",
     )

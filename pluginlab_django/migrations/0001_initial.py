@@ -9,7 +9,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -18,201 +17,532 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='ApiKey',
+            name="ApiKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('record_id', models.CharField(max_length=64, unique=True, verbose_name='record id')),
-                ('account_id', models.CharField(blank=True, max_length=64, verbose_name='account id')),
-                ('key_id', models.CharField(max_length=128, unique=True, verbose_name='key id')),
-                ('description', models.CharField(blank=True, default='', max_length=255, verbose_name='description')),
-                ('scope', models.TextField(blank=True, default='', verbose_name='scope')),
-                ('mode', models.CharField(choices=[('test', 'Test'), ('live', 'Live')], max_length=8, verbose_name='mode')),
-                ('created_at', models.DateTimeField(blank=True, null=True, verbose_name='created at')),
-                ('revoked_at', models.DateTimeField(blank=True, db_index=True, null=True, verbose_name='revoked at')),
-                ('last_synced_at', models.DateTimeField(blank=True, null=True, verbose_name='last synced')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "record_id",
+                    models.CharField(max_length=64, unique=True, verbose_name="record id"),
+                ),
+                (
+                    "account_id",
+                    models.CharField(blank=True, max_length=64, verbose_name="account id"),
+                ),
+                ("key_id", models.CharField(max_length=128, unique=True, verbose_name="key id")),
+                (
+                    "description",
+                    models.CharField(
+                        blank=True, default="", max_length=255, verbose_name="description"
+                    ),
+                ),
+                ("scope", models.TextField(blank=True, default="", verbose_name="scope")),
+                (
+                    "mode",
+                    models.CharField(
+                        choices=[("test", "Test"), ("live", "Live")],
+                        max_length=8,
+                        verbose_name="mode",
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="created at"),
+                ),
+                (
+                    "revoked_at",
+                    models.DateTimeField(
+                        blank=True, db_index=True, null=True, verbose_name="revoked at"
+                    ),
+                ),
+                (
+                    "last_synced_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last synced"),
+                ),
             ],
             options={
-                'verbose_name': 'API key',
-                'verbose_name_plural': 'API keys',
-                'ordering': ('-created_at', '-id'),
-                'permissions': [('revoke_apikey', 'Can revoke a Plugipay API key'), ('create_apikey', 'Can create a Plugipay API key')],
+                "verbose_name": "API key",
+                "verbose_name_plural": "API keys",
+                "ordering": ("-created_at", "-id"),
+                "permissions": [
+                    ("revoke_apikey", "Can revoke a Plugipay API key"),
+                    ("create_apikey", "Can create a Plugipay API key"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Member',
+            name="Member",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('remote_id', models.CharField(max_length=64, unique=True, verbose_name='PluginLab id')),
-                ('email', models.EmailField(db_index=True, max_length=254, verbose_name='email')),
-                ('name', models.CharField(blank=True, default='', max_length=255, verbose_name='name')),
-                ('given_name', models.CharField(blank=True, default='', max_length=255, verbose_name='given name')),
-                ('family_name', models.CharField(blank=True, default='', max_length=255, verbose_name='family name')),
-                ('picture_url', models.URLField(blank=True, default='', max_length=2048, verbose_name='picture URL')),
-                ('sign_in_method', models.CharField(blank=True, choices=[('email-and-password', 'Email and password'), ('magic-email-code', 'Magic email code'), ('google', 'Google'), ('github', 'GitHub'), ('gitlab', 'GitLab'), ('microsoft', 'Microsoft')], default='', max_length=32, verbose_name='sign-in method')),
-                ('is_verified', models.BooleanField(default=False, verbose_name='verified')),
-                ('has_password', models.BooleanField(default=False, verbose_name='has password')),
-                ('provider_user_id', models.CharField(blank=True, default='', max_length=255, verbose_name='provider user id')),
-                ('custom_fields', models.JSONField(blank=True, default=dict, verbose_name='custom fields')),
-                ('metadata', models.JSONField(blank=True, default=dict, verbose_name='metadata')),
-                ('plan_id', models.CharField(blank=True, db_index=True, default='', max_length=128, verbose_name='plan id')),
-                ('price_id', models.CharField(blank=True, default='', max_length=128, verbose_name='price id')),
-                ('remote_created_at', models.DateTimeField(blank=True, null=True, verbose_name='created remotely')),
-                ('remote_updated_at', models.DateTimeField(blank=True, null=True, verbose_name='updated remotely')),
-                ('remote_updated_at_ms', models.BigIntegerField(blank=True, editable=False, null=True)),
-                ('last_synced_at', models.DateTimeField(blank=True, null=True, verbose_name='last synced')),
-                ('deleted_remotely_at', models.DateTimeField(blank=True, db_index=True, null=True, verbose_name='deleted remotely')),
-                ('remote_data', models.JSONField(blank=True, default=dict, editable=False, verbose_name='remote data')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "remote_id",
+                    models.CharField(max_length=64, unique=True, verbose_name="PluginLab id"),
+                ),
+                ("email", models.EmailField(db_index=True, max_length=254, verbose_name="email")),
+                (
+                    "name",
+                    models.CharField(blank=True, default="", max_length=255, verbose_name="name"),
+                ),
+                (
+                    "given_name",
+                    models.CharField(
+                        blank=True, default="", max_length=255, verbose_name="given name"
+                    ),
+                ),
+                (
+                    "family_name",
+                    models.CharField(
+                        blank=True, default="", max_length=255, verbose_name="family name"
+                    ),
+                ),
+                (
+                    "picture_url",
+                    models.URLField(
+                        blank=True, default="", max_length=2048, verbose_name="picture URL"
+                    ),
+                ),
+                (
+                    "sign_in_method",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("email-and-password", "Email and password"),
+                            ("magic-email-code", "Magic email code"),
+                            ("google", "Google"),
+                            ("github", "GitHub"),
+                            ("gitlab", "GitLab"),
+                            ("microsoft", "Microsoft"),
+                        ],
+                        default="",
+                        max_length=32,
+                        verbose_name="sign-in method",
+                    ),
+                ),
+                ("is_verified", models.BooleanField(default=False, verbose_name="verified")),
+                ("has_password", models.BooleanField(default=False, verbose_name="has password")),
+                (
+                    "provider_user_id",
+                    models.CharField(
+                        blank=True, default="", max_length=255, verbose_name="provider user id"
+                    ),
+                ),
+                (
+                    "custom_fields",
+                    models.JSONField(blank=True, default=dict, verbose_name="custom fields"),
+                ),
+                ("metadata", models.JSONField(blank=True, default=dict, verbose_name="metadata")),
+                (
+                    "plan_id",
+                    models.CharField(
+                        blank=True,
+                        db_index=True,
+                        default="",
+                        max_length=128,
+                        verbose_name="plan id",
+                    ),
+                ),
+                (
+                    "price_id",
+                    models.CharField(
+                        blank=True, default="", max_length=128, verbose_name="price id"
+                    ),
+                ),
+                (
+                    "remote_created_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="created remotely"),
+                ),
+                (
+                    "remote_updated_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="updated remotely"),
+                ),
+                (
+                    "remote_updated_at_ms",
+                    models.BigIntegerField(blank=True, editable=False, null=True),
+                ),
+                (
+                    "last_synced_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last synced"),
+                ),
+                (
+                    "deleted_remotely_at",
+                    models.DateTimeField(
+                        blank=True, db_index=True, null=True, verbose_name="deleted remotely"
+                    ),
+                ),
+                (
+                    "remote_data",
+                    models.JSONField(
+                        blank=True, default=dict, editable=False, verbose_name="remote data"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'member',
-                'verbose_name_plural': 'members',
-                'ordering': ('-remote_created_at', '-id'),
-                'permissions': [('sync', 'Can sync from PluginLab')],
+                "verbose_name": "member",
+                "verbose_name_plural": "members",
+                "ordering": ("-remote_created_at", "-id"),
+                "permissions": [("sync", "Can sync from PluginLab")],
             },
         ),
         migrations.CreateModel(
-            name='WebhookDelivery',
+            name="WebhookDelivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('delivery_id', models.CharField(max_length=128, unique=True, verbose_name='delivery id')),
-                ('hook_id', models.CharField(blank=True, max_length=128, verbose_name='hook id')),
-                ('event', models.CharField(db_index=True, max_length=128, verbose_name='event')),
-                ('headers', models.JSONField(default=dict, verbose_name='headers')),
-                ('body', models.TextField(verbose_name='raw body')),
-                ('received_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now, verbose_name='received')),
-                ('status', models.CharField(choices=[('received', 'Received'), ('processing', 'Processing'), ('processed', 'Processed'), ('failed', 'Failed'), ('ignored', 'Ignored')], db_index=True, default='received', max_length=16, verbose_name='status')),
-                ('attempts', models.PositiveIntegerField(default=0, verbose_name='attempts')),
-                ('error', models.TextField(blank=True, verbose_name='error')),
-                ('processed_at', models.DateTimeField(blank=True, null=True, verbose_name='processed')),
-                ('claimed_at', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='claimed')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "delivery_id",
+                    models.CharField(max_length=128, unique=True, verbose_name="delivery id"),
+                ),
+                ("hook_id", models.CharField(blank=True, max_length=128, verbose_name="hook id")),
+                ("event", models.CharField(db_index=True, max_length=128, verbose_name="event")),
+                ("headers", models.JSONField(default=dict, verbose_name="headers")),
+                ("body", models.TextField(verbose_name="raw body")),
+                (
+                    "received_at",
+                    models.DateTimeField(
+                        db_index=True, default=django.utils.timezone.now, verbose_name="received"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("received", "Received"),
+                            ("processing", "Processing"),
+                            ("processed", "Processed"),
+                            ("failed", "Failed"),
+                            ("ignored", "Ignored"),
+                        ],
+                        db_index=True,
+                        default="received",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0, verbose_name="attempts")),
+                ("error", models.TextField(blank=True, verbose_name="error")),
+                (
+                    "processed_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="processed"),
+                ),
+                (
+                    "claimed_at",
+                    models.DateTimeField(
+                        blank=True, editable=False, null=True, verbose_name="claimed"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'webhook delivery',
-                'verbose_name_plural': 'webhook deliveries',
-                'ordering': ('-received_at', '-id'),
-                'permissions': [('reprocess_webhookdelivery', 'Can reprocess a webhook delivery')],
+                "verbose_name": "webhook delivery",
+                "verbose_name_plural": "webhook deliveries",
+                "ordering": ("-received_at", "-id"),
+                "permissions": [("reprocess_webhookdelivery", "Can reprocess a webhook delivery")],
             },
         ),
         migrations.CreateModel(
-            name='CustomEvent',
+            name="CustomEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('member_remote_id', models.CharField(blank=True, max_length=64, verbose_name='member id')),
-                ('event_source', models.CharField(max_length=10, verbose_name='event source')),
-                ('is_in_quota', models.BooleanField(default=True, verbose_name='counts in quota')),
-                ('country_code', models.CharField(blank=True, max_length=2, verbose_name='country code')),
-                ('subdivision_code', models.CharField(blank=True, max_length=8, verbose_name='subdivision code')),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now, verbose_name='created at')),
-                ('status', models.CharField(choices=[('sent', 'Sent'), ('failed', 'Failed')], max_length=8, verbose_name='outcome')),
-                ('error', models.TextField(blank=True, verbose_name='error')),
-                ('sent_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('member', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='custom_events', to='pluginlab_django.member')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "member_remote_id",
+                    models.CharField(blank=True, max_length=64, verbose_name="member id"),
+                ),
+                ("event_source", models.CharField(max_length=10, verbose_name="event source")),
+                ("is_in_quota", models.BooleanField(default=True, verbose_name="counts in quota")),
+                (
+                    "country_code",
+                    models.CharField(blank=True, max_length=2, verbose_name="country code"),
+                ),
+                (
+                    "subdivision_code",
+                    models.CharField(blank=True, max_length=8, verbose_name="subdivision code"),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        db_index=True, default=django.utils.timezone.now, verbose_name="created at"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("sent", "Sent"), ("failed", "Failed")],
+                        max_length=8,
+                        verbose_name="outcome",
+                    ),
+                ),
+                ("error", models.TextField(blank=True, verbose_name="error")),
+                (
+                    "sent_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "member",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="custom_events",
+                        to="pluginlab_django.member",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'custom event',
-                'verbose_name_plural': 'custom events',
-                'ordering': ('-created_at', '-id'),
-                'permissions': [('create_event', 'Can create a custom usage event')],
+                "verbose_name": "custom event",
+                "verbose_name_plural": "custom events",
+                "ordering": ("-created_at", "-id"),
+                "permissions": [("create_event", "Can create a custom usage event")],
             },
         ),
         migrations.CreateModel(
-            name='Dashboard',
-            fields=[
-            ],
+            name="Dashboard",
+            fields=[],
             options={
-                'verbose_name': 'dashboard',
-                'verbose_name_plural': 'dashboard',
-                'proxy': True,
-                'default_permissions': (),
-                'indexes': [],
-                'constraints': [],
+                "verbose_name": "dashboard",
+                "verbose_name_plural": "dashboard",
+                "proxy": True,
+                "default_permissions": (),
+                "indexes": [],
+                "constraints": [],
             },
-            bases=('pluginlab_django.member',),
+            bases=("pluginlab_django.member",),
         ),
         migrations.CreateModel(
-            name='QuotaSnapshot',
+            name="QuotaSnapshot",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('taken_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now, verbose_name='taken at')),
-                ('interval', models.CharField(blank=True, max_length=32, verbose_name='interval')),
-                ('usage_count', models.PositiveIntegerField(default=0, verbose_name='usage count')),
-                ('usage_limit', models.PositiveIntegerField(default=0, verbose_name='usage limit')),
-                ('is_over_limit', models.BooleanField(default=False, verbose_name='over limit')),
-                ('is_unlimited', models.BooleanField(default=False, verbose_name='unlimited')),
-                ('reset_in_days', models.IntegerField(default=0, verbose_name='resets in days')),
-                ('member', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='quota_snapshots', to='pluginlab_django.member')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "taken_at",
+                    models.DateTimeField(
+                        db_index=True, default=django.utils.timezone.now, verbose_name="taken at"
+                    ),
+                ),
+                ("interval", models.CharField(blank=True, max_length=32, verbose_name="interval")),
+                ("usage_count", models.PositiveIntegerField(default=0, verbose_name="usage count")),
+                ("usage_limit", models.PositiveIntegerField(default=0, verbose_name="usage limit")),
+                ("is_over_limit", models.BooleanField(default=False, verbose_name="over limit")),
+                ("is_unlimited", models.BooleanField(default=False, verbose_name="unlimited")),
+                ("reset_in_days", models.IntegerField(default=0, verbose_name="resets in days")),
+                (
+                    "member",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="quota_snapshots",
+                        to="pluginlab_django.member",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'quota snapshot',
-                'verbose_name_plural': 'quota snapshots',
-                'ordering': ('-taken_at', '-id'),
-                'get_latest_by': 'taken_at',
+                "verbose_name": "quota snapshot",
+                "verbose_name_plural": "quota snapshots",
+                "ordering": ("-taken_at", "-id"),
+                "get_latest_by": "taken_at",
             },
         ),
         migrations.AddField(
-            model_name='member',
-            name='latest_quota',
-            field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='pluginlab_django.quotasnapshot'),
+            model_name="member",
+            name="latest_quota",
+            field=models.ForeignKey(
+                blank=True,
+                editable=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="pluginlab_django.quotasnapshot",
+            ),
         ),
         migrations.CreateModel(
-            name='SyncRun',
+            name="SyncRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('members', 'Members'), ('member', 'One member'), ('identities', 'Identities'), ('quotas', 'Quota snapshots'), ('apikeys', 'API keys')], db_index=True, max_length=16, verbose_name='kind')),
-                ('status', models.CharField(choices=[('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='running', max_length=16, verbose_name='status')),
-                ('started_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now, verbose_name='started')),
-                ('finished_at', models.DateTimeField(blank=True, null=True, verbose_name='finished')),
-                ('created', models.PositiveIntegerField(default=0)),
-                ('updated', models.PositiveIntegerField(default=0)),
-                ('unchanged', models.PositiveIntegerField(default=0)),
-                ('marked_deleted', models.PositiveIntegerField(default=0, verbose_name='marked deleted')),
-                ('failed', models.PositiveIntegerField(default=0)),
-                ('pages', models.PositiveIntegerField(default=0)),
-                ('cursor', models.CharField(blank=True, default='', max_length=512)),
-                ('complete', models.BooleanField(default=False)),
-                ('error', models.TextField(blank=True, verbose_name='error')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("members", "Members"),
+                            ("member", "One member"),
+                            ("identities", "Identities"),
+                            ("quotas", "Quota snapshots"),
+                            ("apikeys", "API keys"),
+                        ],
+                        db_index=True,
+                        max_length=16,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                        ],
+                        default="running",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "started_at",
+                    models.DateTimeField(
+                        db_index=True, default=django.utils.timezone.now, verbose_name="started"
+                    ),
+                ),
+                (
+                    "finished_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="finished"),
+                ),
+                ("created", models.PositiveIntegerField(default=0)),
+                ("updated", models.PositiveIntegerField(default=0)),
+                ("unchanged", models.PositiveIntegerField(default=0)),
+                (
+                    "marked_deleted",
+                    models.PositiveIntegerField(default=0, verbose_name="marked deleted"),
+                ),
+                ("failed", models.PositiveIntegerField(default=0)),
+                ("pages", models.PositiveIntegerField(default=0)),
+                ("cursor", models.CharField(blank=True, default="", max_length=512)),
+                ("complete", models.BooleanField(default=False)),
+                ("error", models.TextField(blank=True, verbose_name="error")),
             ],
             options={
-                'verbose_name': 'sync run',
-                'verbose_name_plural': 'sync runs',
-                'ordering': ('-started_at', '-id'),
-                'get_latest_by': 'started_at',
-                'constraints': [models.UniqueConstraint(condition=models.Q(('kind', 'members'), ('status', 'running')), fields=('kind',), name='pluginlab_syncrun_one_running_members')],
+                "verbose_name": "sync run",
+                "verbose_name_plural": "sync runs",
+                "ordering": ("-started_at", "-id"),
+                "get_latest_by": "started_at",
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("kind", "members"), ("status", "running")),
+                        fields=("kind",),
+                        name="pluginlab_syncrun_one_running_members",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Identity',
+            name="Identity",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('provider', models.CharField(choices=[('google', 'Google'), ('github', 'GitHub'), ('gitlab', 'GitLab'), ('microsoft', 'Microsoft')], max_length=16, verbose_name='provider')),
-                ('provider_user_id', models.CharField(blank=True, max_length=255, verbose_name='provider user id')),
-                ('access_token', pluginlab_django.fields.EncryptedTextField(blank=True, null=True, verbose_name='access token')),
-                ('access_token_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('refresh_token', pluginlab_django.fields.EncryptedTextField(blank=True, null=True, verbose_name='refresh token')),
-                ('refresh_token_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True, verbose_name='last used')),
-                ('needs_reauth', models.BooleanField(default=False, verbose_name='needs re-authentication')),
-                ('refreshed_at', models.DateTimeField(blank=True, null=True, verbose_name='last refreshed')),
-                ('last_synced_at', models.DateTimeField(blank=True, null=True, verbose_name='last synced')),
-                ('member', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='identities', to='pluginlab_django.member')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "provider",
+                    models.CharField(
+                        choices=[
+                            ("google", "Google"),
+                            ("github", "GitHub"),
+                            ("gitlab", "GitLab"),
+                            ("microsoft", "Microsoft"),
+                        ],
+                        max_length=16,
+                        verbose_name="provider",
+                    ),
+                ),
+                (
+                    "provider_user_id",
+                    models.CharField(blank=True, max_length=255, verbose_name="provider user id"),
+                ),
+                (
+                    "access_token",
+                    pluginlab_django.fields.EncryptedTextField(
+                        blank=True, null=True, verbose_name="access token"
+                    ),
+                ),
+                ("access_token_expires_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "refresh_token",
+                    pluginlab_django.fields.EncryptedTextField(
+                        blank=True, null=True, verbose_name="refresh token"
+                    ),
+                ),
+                ("refresh_token_expires_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "last_used_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last used"),
+                ),
+                (
+                    "needs_reauth",
+                    models.BooleanField(default=False, verbose_name="needs re-authentication"),
+                ),
+                (
+                    "refreshed_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last refreshed"),
+                ),
+                (
+                    "last_synced_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last synced"),
+                ),
+                (
+                    "member",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="identities",
+                        to="pluginlab_django.member",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'identity',
-                'verbose_name_plural': 'identities',
-                'permissions': [('refresh_identity', 'Can refresh an identity token')],
-                'constraints': [models.UniqueConstraint(fields=('member', 'provider'), name='pluginlab_identity_member_provider')],
+                "verbose_name": "identity",
+                "verbose_name_plural": "identities",
+                "permissions": [("refresh_identity", "Can refresh an identity token")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("member", "provider"), name="pluginlab_identity_member_provider"
+                    )
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='quotasnapshot',
-            index=models.Index(fields=['member', '-taken_at'], name='pluginlab_quota_latest'),
+            model_name="quotasnapshot",
+            index=models.Index(fields=["member", "-taken_at"], name="pluginlab_quota_latest"),
         ),
         migrations.AddIndex(
-            model_name='member',
-            index=models.Index(django.db.models.functions.text.Upper('email'), name='pluginlab_member_email_ci'),
+            model_name="member",
+            index=models.Index(
+                django.db.models.functions.text.Upper("email"), name="pluginlab_member_email_ci"
+            ),
         ),
         migrations.AddIndex(
-            model_name='member',
-            index=models.Index(fields=['-remote_created_at', '-id'], name='pluginlab_member_created'),
+            model_name="member",
+            index=models.Index(
+                fields=["-remote_created_at", "-id"], name="pluginlab_member_created"
+            ),
         ),
     ]

@@ -5,38 +5,49 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('pluginlab_django', '0001_initial'),
+        ("pluginlab_django", "0003_webhook_body_digest"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ApiKeyFormToken',
+            name="ApiKeyFormToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('token_hash', models.CharField(max_length=64, unique=True)),
-                ('used_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('created_key_ids', models.TextField(blank=True, default='')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("token_hash", models.CharField(max_length=64, unique=True)),
+                ("used_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("created_key_ids", models.TextField(blank=True, default="")),
             ],
             options={
-                'verbose_name': 'API key form token',
-                'default_permissions': (),
+                "verbose_name": "API key form token",
+                "default_permissions": (),
             },
         ),
         migrations.AddField(
-            model_name='apikey',
-            name='gone_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='gone from Plugipay'),
+            model_name="apikey",
+            name="gone_at",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="gone from Plugipay"),
         ),
         migrations.AddField(
-            model_name='apikey',
-            name='revoke_scheduled_at',
-            field=models.DateTimeField(blank=True, db_index=True, null=True, verbose_name='revocation scheduled at'),
+            model_name="apikey",
+            name="revoke_scheduled_at",
+            field=models.DateTimeField(
+                blank=True, db_index=True, null=True, verbose_name="revocation scheduled at"
+            ),
         ),
         migrations.AlterField(
-            model_name='apikey',
-            name='mode',
-            field=models.CharField(blank=True, choices=[('test', 'Test'), ('live', 'Live')], max_length=8, verbose_name='mode'),
+            model_name="apikey",
+            name="mode",
+            field=models.CharField(
+                blank=True,
+                choices=[("test", "Test"), ("live", "Live")],
+                max_length=8,
+                verbose_name="mode",
+            ),
         ),
     ]

@@ -2,9 +2,11 @@
 
 A verified delivery is written to ``WebhookDelivery`` before anything acts on
 it, so a crash, a failing handler or a lost task never loses it: it stays
-``received`` or ``failed`` and can be processed again. The unique
-``delivery_id`` turns PluginLab's redeliveries (and concurrent identical
-POSTs) into one row. Processing starts with a *claim* — a conditional UPDATE
+``received`` or ``failed`` and can be processed again. Two unique columns —
+``delivery_id`` (the signed body's ``deliveryId``) and ``body_digest`` (the
+raw body's SHA-256) — turn PluginLab's redeliveries, concurrent identical
+POSTs and replays of one signed body under new headers into one row.
+Processing starts with a *claim* — a conditional UPDATE
 from a claimable status to ``processing`` — so of several workers, admin
 actions or retries racing on one delivery exactly one runs the handlers.
 
@@ -12,8 +14,11 @@ Handling, in order: the ``webhook_received`` signal, the per-event signal
 (``signals.webhook_event(name)``), then the built-in handling, which reaches
 rows only through ``pluginlab_django.sync``:
 
-- ``member.deleted`` → ``sync.mark_member_deleted(id)``
-- other ``member.*`` → ``sync.sync_member(id)`` (fetch; a 404 marks it)
+- ``member.*`` → ``sync.sync_member(id)``: the event is only a hint, the
+  member is fetched from PluginLab and the mirror shows what PluginLab says
+  (only PluginLab's own "not found" marks it deleted), so a replayed
+  ``member.deleted`` cannot delete a member PluginLab still has, nor an old
+  ``member.updated`` roll a row back
 - ``identity.*`` → ``sync.sync_identities([id])``
 - ``quota.*`` → ``sync.snapshot_quotas([id])``
 
@@ -39,7 +44,7 @@ from django.utils import timezone
 from .. import signals, sync
 from ..conf import pluginlab_settings
 from ..models import SyncRun, WebhookDelivery
-from ..webhooks import WebhookHeaders, parse_payload
+from ..webhooks import VerifiedDelivery, WebhookHeaders, body_digest, parse_payload
 
 __all__ = [
     "ProcessResult",
@@ -97,22 +102,38 @@ class ProcessResult:
 
 
 def store_delivery(
-    *, body: str, headers: Mapping[str, str], payload: Mapping[str, Any]
+    *,
+    body: str,
+    headers: Mapping[str, str],
+    payload: Mapping[str, Any],
+    verified: VerifiedDelivery | None = None,
+    queued: bool = False,
 ) -> StoredDelivery:
-    """Store a verified delivery once; a repeated delivery id returns the first row.
+    """Store a verified delivery once; a repeated body or delivery id returns the first row.
 
-    Race-safe: the INSERT relies on the unique constraint, so of concurrent
-    identical deliveries one creates the row and the others read it.
-    ``headers`` is case-insensitive (``request.headers``); ``payload`` is the
-    decoded ``body``.
+    Race-safe: the INSERT relies on the unique constraints (delivery id and
+    body digest), so of concurrent identical deliveries one creates the row
+    and the others read it. ``headers`` is case-insensitive
+    (``request.headers``); ``payload`` is the decoded ``body``; ``verified``
+    (from ``webhooks.verify_delivery``) gives the event and delivery id as
+    judged on the signed body — without it they are read from the body, then
+    the headers. ``queued`` records that processing is about to be handed to
+    Celery (``queued_at``).
     """
-    delivery_id = _delivery_id(headers, payload, body)
-    event = headers.get(WebhookHeaders.EVENT) or _str(payload.get("event"))
+    if verified is None:
+        event = _str(payload.get("event")) or headers.get(WebhookHeaders.EVENT) or ""
+        raw_id = _str(payload.get("deliveryId")) or headers.get(WebhookHeaders.DELIVERY_ID) or ""
+        digest = body_digest(body)
+    else:
+        event, raw_id, digest = verified.event, verified.delivery_id, verified.digest
+    delivery_id = _delivery_id(raw_id, digest)
     fields = {
         "hook_id": (headers.get(WebhookHeaders.HOOK_ID) or "")[:_HOOK_MAX],
-        "event": (event or "")[:_EVENT_MAX],
+        "event": event[:_EVENT_MAX],
         "headers": {name: headers[name] for name in _STORED_HEADERS if name in headers},
         "body": body,
+        "body_digest": digest,
+        "queued_at": timezone.now() if queued else None,
     }
     # In autocommit the lone INSERT is atomic by itself; inside a caller's
     # transaction a savepoint keeps a duplicate from breaking it.
@@ -125,23 +146,28 @@ def store_delivery(
         with guard:
             delivery = WebhookDelivery.objects.create(delivery_id=delivery_id, **fields)
     except IntegrityError:
-        # Only delivery_id is unique: another request stored this delivery.
-        delivery = WebhookDelivery.objects.get(delivery_id=delivery_id)
+        # Another request stored this delivery id or this very body.
+        delivery = (
+            WebhookDelivery.objects.filter(Q(delivery_id=delivery_id) | Q(body_digest=digest))
+            .order_by("pk")
+            .first()
+        )
+        if delivery is None:  # pragma: no cover - the conflicting row was pruned meanwhile
+            raise
         return StoredDelivery(delivery, created=False)
     # Robust: the delivery is stored, so the sender must get its 2xx.
     _send_robust(signals.webhook_stored, delivery=delivery)
     return StoredDelivery(delivery, created=True)
 
 
-def _delivery_id(headers: Mapping[str, str], payload: Mapping[str, Any], body: str) -> str:
-    """The header, else the body's ``deliveryId``, else a hash of the body.
+def _delivery_id(value: str, digest: str) -> str:
+    """The delivery id, else ``sha256:`` + the body's digest.
 
-    The hash keeps a delivery without any id deduplicated against its own
-    exact redelivery; an id too long for the column is hashed likewise.
+    The digest keeps a delivery without any id deduplicated against its own
+    exact redelivery; an id too long for the column is hashed.
     """
-    value = headers.get(WebhookHeaders.DELIVERY_ID) or _str(payload.get("deliveryId"))
     if not value:
-        return "sha256:" + hashlib.sha256(body.encode()).hexdigest()
+        return "sha256:" + digest
     if len(value) > _ID_MAX:
         return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
     return value
@@ -260,10 +286,8 @@ def _handle_builtin(event: str, payload: Mapping[str, Any]) -> bool:
 
 
 def _handle_member(event: str, member_id: str) -> None:
-    if event == "member.deleted":
-        sync.mark_member_deleted(member_id)
-    else:
-        sync.sync_member(member_id)
+    # Whatever the event says (created, updated, deleted): ask PluginLab.
+    sync.sync_member(member_id)
 
 
 def _handle_identity(event: str, member_id: str) -> None:

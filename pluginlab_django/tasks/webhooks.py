@@ -1,7 +1,8 @@
-"""Celery tasks for processing and pruning webhook deliveries.
+"""Celery tasks for processing, sweeping and pruning webhook deliveries.
 
-Thin wrappers over ``pluginlab_django.services.webhooks``; the claim inside
-``process_delivery`` makes a duplicated or retried task harmless.
+Thin wrappers over ``pluginlab_django.services.webhooks`` and
+``services.webhook_dispatch``; the claim inside ``process_delivery`` makes a
+duplicated, retried or re-queued task harmless.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import random
 
 from celery import shared_task
 
+from ..services import webhook_dispatch
 from ..services import webhooks as webhook_service
 
-__all__ = ["process_webhook_delivery", "prune_webhook_deliveries"]
+__all__ = ["process_webhook_delivery", "prune_webhook_deliveries", "sweep_webhook_deliveries"]
 
 logger = logging.getLogger("pluginlab_django.webhooks")
 
@@ -61,3 +63,11 @@ def prune_webhook_deliveries() -> int:
     deleted = webhook_service.prune_deliveries()
     logger.info("Pruned %s webhook deliveries", deleted)
     return deleted
+
+
+@shared_task(ignore_result=True)
+def sweep_webhook_deliveries() -> int:
+    """Re-queue deliveries left ``received`` (never or long ago queued) or ``processing``
+    (claim older than ``WEBHOOK_CLAIM_TIMEOUT_SECONDS``): a broker that was down, a
+    lost task or a dead worker never leaves a delivery unprocessed."""
+    return webhook_dispatch.sweep_stuck_deliveries()
