@@ -27,8 +27,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
-from django.db import OperationalError, connection
+from django.db import OperationalError, connection, connections, router
 from django.db.models import Q
 from django.utils import timezone
 
@@ -88,14 +89,6 @@ class ReauthenticationRequired(RefreshTokenFailed):
 # Reading ------------------------------------------------------------------------
 
 
-def _member_filter(member: Member | str) -> Q:
-    if isinstance(member, Member):
-        return Q(member_id=member.pk)
-    if isinstance(member, str) and member:
-        return Q(member__remote_id=member)
-    raise TypeError("member must be a Member or a PluginLab member id (str).")
-
-
 def _member_label(member: Member | str) -> str:
     return member.remote_id if isinstance(member, Member) else member
 
@@ -128,19 +121,14 @@ def get_access_token(member: Member | str, provider: str, *, min_valid_seconds: 
     client's ``RemoteError`` when PluginLab fails (nothing is stored then).
     """
     _check_provider(provider)
-    row = (
-        Identity.objects.filter(_member_filter(member), provider=provider)
-        .values_list("pk", "access_token", "access_token_expires_at")
-        .first()
-    )
+    row = _stored_token(member, provider, min_valid_seconds)
     if row is None:
         raise IdentityNotFound(_member_label(member), provider)
-    pk, token, expires_at = row
-    now = timezone.now()
-    if token and _valid_for(expires_at, min_valid_seconds, now):
+    pk, token, valid_long_enough, unexpired = row
+    if token and valid_long_enough:
         return token
     if provider not in REFRESHABLE_PROVIDERS:
-        if token and _valid_for(expires_at, 0, now):
+        if token and unexpired:
             return token
         raise RefreshNotSupported(
             f"{Provider(provider).label} tokens cannot be refreshed and member "
@@ -211,6 +199,68 @@ def expiring_identity_ids(within_seconds: int) -> list[int]:
         .order_by("pk")
         .values_list("pk", flat=True)
     )
+
+
+# The hot path -------------------------------------------------------------------
+
+_FAST_SQL: dict[tuple[str, bool], str] = {}
+
+
+def _fast_sql(conn: Any, by_remote_id: bool) -> str:
+    """``SELECT id, access_token, <valid long enough>, <unexpired>`` for one
+    member and provider, built once per backend. Plain SQL because building
+    the equivalent queryset costs more than the read and the decryption
+    together; the expiry is compared in the database, so nothing but the
+    token needs converting."""
+    key = (conn.vendor, by_remote_id)
+    if key not in _FAST_SQL:
+        q = conn.ops.quote_name
+        identity, member = Identity._meta, Member._meta
+        expires = q(identity.get_field("access_token_expires_at").column)
+        table = q(identity.db_table)
+        if by_remote_id:
+            source = (
+                f"{table} INNER JOIN {q(member.db_table)} ON "
+                f"{table}.{q('member_id')} = {q(member.db_table)}.{q(member.pk.column)}"
+            )
+            who = f"{q(member.db_table)}.{q(member.get_field('remote_id').column)}"
+        else:
+            source, who = table, f"{table}.{q('member_id')}"
+        # Names are the models' own; every value is a parameter.
+        columns = (
+            f"{table}.{q('id')}, {table}.{q('access_token')}, "
+            f"({expires} IS NULL OR {expires} > %s), ({expires} IS NULL OR {expires} > %s)"
+        )
+        where = f"{who} = %s AND {table}.{q('provider')} = %s"
+        _FAST_SQL[key] = f"SELECT {columns} FROM {source} WHERE {where}"  # noqa: S608
+    return _FAST_SQL[key]
+
+
+def _stored_token(
+    member: Member | str, provider: str, min_valid_seconds: float
+) -> tuple[int, str | None, bool, bool] | None:
+    """(pk, decrypted access token, valid for min_valid_seconds, unexpired)."""
+    if isinstance(member, Member):
+        by_remote_id, who = False, member.pk
+    elif isinstance(member, str) and member:
+        by_remote_id, who = True, member
+    else:
+        raise TypeError("member must be a Member or a PluginLab member id (str).")
+    conn = connections[router.db_for_read(Identity)]
+    now = timezone.now()
+    adapt = conn.ops.adapt_datetimefield_value
+    params = [adapt(now + timedelta(seconds=min_valid_seconds)), adapt(now), who, provider]
+    with conn.cursor() as cursor:
+        cursor.execute(_fast_sql(conn, by_remote_id), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    pk, ciphertext, valid, unexpired = row
+    token = _ACCESS_TOKEN.from_db_value(ciphertext, None, conn)
+    return pk, token, bool(valid), bool(unexpired)
+
+
+_ACCESS_TOKEN = Identity._meta.get_field("access_token")
 
 
 # The single flight ---------------------------------------------------------------
