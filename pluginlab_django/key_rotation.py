@@ -54,13 +54,34 @@ def _rows_to_rotate(current: str) -> Any:
     )
 
 
-def _update_sql() -> str:
+def _write_rows(updates: list[tuple[Any, ...]]) -> int:
+    """Write (new access, new refresh, fingerprint, pk, old access, old refresh)
+    rows whose ciphertext is unchanged; the number written.
+
+    PostgreSQL: one ``UPDATE … FROM unnest(arrays)`` per batch (a thousand
+    single-row UPDATEs cost the server far more). SQLite: ``executemany``.
+    """
     table = connection.ops.quote_name(Identity._meta.db_table)
-    same = "IS" if connection.vendor == "sqlite" else "IS NOT DISTINCT FROM"
-    # The table name and operator are ours; every value is a parameter.
-    sets = "access_token = %s, refresh_token = %s, key_fingerprint = %s"
-    where = f"id = %s AND access_token {same} %s AND refresh_token {same} %s"
-    return f"UPDATE {table} SET {sets} WHERE {where}"  # noqa: S608
+    # The table name and operators are ours; every value is a parameter.
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            columns = [list(column) for column in zip(*updates, strict=True)]
+            access, refresh, fingerprint, pks, old_access, old_refresh = columns
+            cursor.execute(
+                f"UPDATE {table} AS t SET access_token = v.a, refresh_token = v.r, "  # noqa: S608
+                "key_fingerprint = %s FROM unnest(%s::bigint[], %s::text[], %s::text[], "
+                "%s::text[], %s::text[]) AS v(id, a, r, oa, o_r) "
+                "WHERE t.id = v.id AND t.access_token IS NOT DISTINCT FROM v.oa "
+                "AND t.refresh_token IS NOT DISTINCT FROM v.o_r",
+                [fingerprint[0], pks, access, refresh, old_access, old_refresh],
+            )
+        else:
+            cursor.executemany(
+                f"UPDATE {table} SET access_token = %s, refresh_token = %s, "  # noqa: S608
+                "key_fingerprint = %s WHERE id = %s AND access_token IS %s AND refresh_token IS %s",
+                updates,
+            )
+        return cursor.rowcount
 
 
 def reencrypt_identities(
@@ -86,7 +107,6 @@ def reencrypt_identities(
         .filter(Q(access_token__gt="") | Q(refresh_token__gt=""))
         .count()
     )
-    sql = _update_sql()
     after = 0
     while True:
         batch = list(
@@ -113,20 +133,16 @@ def reencrypt_identities(
         if dry_run:
             result.rotated += len(updates)
         else:
-            written = _write(sql, updates, unknown)
+            written = _write(updates, unknown)
             result.rotated += written
             result.changed_meanwhile += len(updates) - written
         if on_batch is not None:
             on_batch(result)
 
 
-def _write(sql: str, updates: list[tuple[Any, ...]], unknown: list[int]) -> int:
+def _write(updates: list[tuple[Any, ...]], unknown: list[int]) -> int:
     with transaction.atomic():
-        written = 0
-        if updates:
-            with connection.cursor() as cursor:
-                cursor.executemany(sql, updates)
-                written = cursor.rowcount
+        written = _write_rows(updates) if updates else 0
         if unknown:
             Identity.objects.filter(pk__in=unknown, key_fingerprint="").update(
                 key_fingerprint=UNKNOWN_KEY

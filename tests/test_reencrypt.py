@@ -120,3 +120,21 @@ def test_undecryptable_and_legacy_rows_are_counted_and_marked(settings):
 def test_bad_batch_size_is_a_sentence_not_a_traceback():
     with pytest.raises(CommandError, match="positive number"):
         call_command("pluginlab_reencrypt", "--batch-size", "0")
+
+
+def test_a_row_a_sync_rewrote_meanwhile_is_not_overwritten(settings, monkeypatch):
+    old_key = settings.PLUGINLAB["FIELD_ENCRYPTION_KEYS"][0]
+    make_identities(3)
+    use_keys(settings, Fernet.generate_key().decode(), old_key)
+    target = Identity.objects.order_by("pk").first()
+    real_write = key_rotation._write
+
+    def sync_meanwhile(*args):
+        target.access_token = "fresh-from-pluginlab"
+        target.save(update_fields=["access_token"])
+        return real_write(*args)
+
+    monkeypatch.setattr(key_rotation, "_write", sync_meanwhile)
+    summary = reencrypt()
+    assert (summary["rotated"], summary["changed_meanwhile"]) == (2, 1)
+    assert Identity.objects.get(pk=target.pk).access_token == "fresh-from-pluginlab"
