@@ -93,8 +93,11 @@ def _member_label(member: Member | str) -> str:
     return member.remote_id if isinstance(member, Member) else member
 
 
+_PROVIDERS = frozenset(Provider.values)
+
+
 def _check_provider(provider: str) -> str:
-    if provider not in Provider.values:
+    if provider not in _PROVIDERS:
         raise ValueError(
             f"Unknown identity provider {provider!r}; expected one of {', '.join(Provider.values)}."
         )
@@ -124,11 +127,12 @@ def get_access_token(member: Member | str, provider: str, *, min_valid_seconds: 
     row = _stored_token(member, provider, min_valid_seconds)
     if row is None:
         raise IdentityNotFound(_member_label(member), provider)
-    pk, token, valid_long_enough, unexpired = row
+    pk, token, valid_long_enough = row
     if token and valid_long_enough:
         return token
     if provider not in REFRESHABLE_PROVIDERS:
-        if token and unexpired:
+        expires_at = Identity.objects.values_list("access_token_expires_at", flat=True).get(pk=pk)
+        if token and _valid_for(expires_at, 0, timezone.now()):
             return token
         raise RefreshNotSupported(
             f"{Provider(provider).label} tokens cannot be refreshed and member "
@@ -207,7 +211,7 @@ _FAST_SQL: dict[tuple[str, bool], str] = {}
 
 
 def _fast_sql(conn: Any, by_remote_id: bool) -> str:
-    """``SELECT id, access_token, <valid long enough>, <unexpired>`` for one
+    """``SELECT id, access_token, <valid long enough>`` for one
     member and provider, built once per backend. Plain SQL because building
     the equivalent queryset costs more than the read and the decryption
     together; the expiry is compared in the database, so nothing but the
@@ -228,8 +232,7 @@ def _fast_sql(conn: Any, by_remote_id: bool) -> str:
             source, who = table, f"{table}.{q('member_id')}"
         # Names are the models' own; every value is a parameter.
         columns = (
-            f"{table}.{q('id')}, {table}.{q('access_token')}, "
-            f"({expires} IS NULL OR {expires} > %s), ({expires} IS NULL OR {expires} > %s)"
+            f"{table}.{q('id')}, {table}.{q('access_token')}, ({expires} IS NULL OR {expires} > %s)"
         )
         where = f"{who} = %s AND {table}.{q('provider')} = %s"
         _FAST_SQL[key] = f"SELECT {columns} FROM {source} WHERE {where}"  # noqa: S608
@@ -238,8 +241,8 @@ def _fast_sql(conn: Any, by_remote_id: bool) -> str:
 
 def _stored_token(
     member: Member | str, provider: str, min_valid_seconds: float
-) -> tuple[int, str | None, bool, bool] | None:
-    """(pk, decrypted access token, valid for min_valid_seconds, unexpired)."""
+) -> tuple[int, str | None, bool] | None:
+    """(pk, decrypted access token, valid for min_valid_seconds)."""
     if isinstance(member, Member):
         by_remote_id, who = False, member.pk
     elif isinstance(member, str) and member:
@@ -247,17 +250,15 @@ def _stored_token(
     else:
         raise TypeError("member must be a Member or a PluginLab member id (str).")
     conn = connections[router.db_for_read(Identity)]
-    now = timezone.now()
-    adapt = conn.ops.adapt_datetimefield_value
-    params = [adapt(now + timedelta(seconds=min_valid_seconds)), adapt(now), who, provider]
+    horizon = timezone.now() + timedelta(seconds=min_valid_seconds)
+    params = [conn.ops.adapt_datetimefield_value(horizon), who, provider]
     with conn.cursor() as cursor:
         cursor.execute(_fast_sql(conn, by_remote_id), params)
         row = cursor.fetchone()
     if row is None:
         return None
-    pk, ciphertext, valid, unexpired = row
-    token = _ACCESS_TOKEN.from_db_value(ciphertext, None, conn)
-    return pk, token, bool(valid), bool(unexpired)
+    pk, ciphertext, valid = row
+    return pk, _ACCESS_TOKEN.from_db_value(ciphertext, None, conn), bool(valid)
 
 
 _ACCESS_TOKEN = Identity._meta.get_field("access_token")
