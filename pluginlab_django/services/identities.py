@@ -65,9 +65,9 @@ REAUTH_MESSAGE = (
 class IdentityNotFound(LookupError):
     """The member has no mirrored identity for this provider (or is not mirrored)."""
 
-    def __init__(self, member_id: str, provider: str) -> None:
+    def __init__(self, member_id: str, provider: str, message: str = "") -> None:
         self.member_id, self.provider = member_id, provider
-        super().__init__(f"Member {member_id} has no {provider} identity in the mirror.")
+        super().__init__(message or f"Member {member_id} has no {provider} identity in the mirror.")
 
 
 class ReauthenticationRequired(RefreshTokenFailed):
@@ -270,7 +270,7 @@ _ACCESS_TOKEN = Identity._meta.get_field("access_token")
 def _load(pk: int) -> Identity:
     identity = Identity.objects.select_related("member").filter(pk=pk).first()
     if identity is None:  # deleted (unlinked) meanwhile
-        raise IdentityNotFound(f"(identity {pk})", "?")
+        raise IdentityNotFound("", "", f"Identity {pk} was removed (unlinked) meanwhile.")
     return identity
 
 

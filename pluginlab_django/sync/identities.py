@@ -9,6 +9,9 @@ logged (member id and provider, never a token), counted in the run's
 
 Tokens are encrypted by the model field; values are compared decrypted, so
 an unchanged identity is not rewritten (Fernet output differs every time).
+``key_fingerprint`` is compared too: a row under an older key, or one no
+configured key can decrypt (it reads as empty), is rewritten under the first
+key — the sync repairs what a lost key broke.
 """
 
 from __future__ import annotations
