@@ -9,8 +9,8 @@
 2. ``pluginlab_reencrypt`` throughput on PostgreSQL (a throwaway server from
    ``tests.services.postgres_server``): ``--identities`` rows, each with an
    access and a refresh token under an old key, re-encrypted under a new
-   first key in batches of 1000. Identities/s (and tokens/s). Target:
-   ≥ 5,000 identities/s at 100k.
+   first key in batches of 1000. Tokens/s (the issue's unit; two per
+   identity) and identities/s. Target: ≥ 5,000 tokens/s at 100k identities.
 
 Each part runs in a fresh Python process (``--child``) on a fresh database.
 """
@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 TARGET_US_PER_CALL = 200
-TARGET_IDENTITIES_PER_SECOND = 5000
+TARGET_TOKENS_PER_SECOND = 5000
 
 
 def run_child(part: str, env: dict[str, str], args: argparse.Namespace) -> dict:
@@ -77,16 +77,16 @@ def main() -> int:
     with postgres_server() as url:
         env = {"DATABASE_URL": create_database(url, "pluginlab_bench_reencrypt")}
         rotated = run_child("reencrypt", env, args)
-    rate = rotated["identities_per_second"]
+    rate = rotated["tokens"] / rotated["seconds"]
     print(
         f"pluginlab_reencrypt, PostgreSQL, {rotated['identities']} identities "
-        f"({rotated['tokens']} tokens): {rotated['seconds']:.2f} s, {rate:,.0f} identities/s "
-        f"({rotated['tokens'] / rotated['seconds']:,.0f} tokens/s; this process used "
+        f"({rotated['tokens']} tokens): {rotated['seconds']:.2f} s, {rate:,.0f} tokens/s "
+        f"({rotated['identities_per_second']:,.0f} identities/s; this process used "
         f"{rotated['cpu_seconds']:.2f} s of CPU, load average {os.getloadavg()[0]:.1f}) "
-        f"— target ≥ {TARGET_IDENTITIES_PER_SECOND:,}/s: ratio "
-        f"{rate / TARGET_IDENTITIES_PER_SECOND:.2f}"
+        f"— target ≥ {TARGET_TOKENS_PER_SECOND:,} tokens/s: ratio "
+        f"{rate / TARGET_TOKENS_PER_SECOND:.2f}"
     )
-    ok = us <= TARGET_US_PER_CALL and rate >= TARGET_IDENTITIES_PER_SECOND
+    ok = us <= TARGET_US_PER_CALL and rate >= TARGET_TOKENS_PER_SECOND
     return 0 if ok else 1
 
 
