@@ -195,3 +195,58 @@ def check_webhook_processing(app_configs: Any = None, **kwargs: Any) -> list[Che
             )
         ]
     return []
+
+
+@register(Tags.database, "pluginlab")
+def check_identity_encryption_keys(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """Warn about identity tokens no configured key can decrypt (W012) and
+    rows that predate key fingerprints (W013).
+
+    Cheap: an indexed query on ``Identity.key_fingerprint``, no decryption.
+    A database check, so it runs with ``migrate`` and ``check --database``.
+    """
+    from django.db import DatabaseError
+    from django.db.models import Q
+
+    from .fields import configured_fingerprints
+    from .models import Identity
+
+    found: list[CheckMessage] = []
+    for alias in databases or ():
+        rows = Identity.objects.using(alias)
+        try:
+            unknown = (
+                rows.exclude(key_fingerprint="")
+                .exclude(key_fingerprint__in=configured_fingerprints())
+                .count()
+            )
+            legacy = (
+                rows.filter(key_fingerprint="")
+                .filter(Q(access_token__gt="") | Q(refresh_token__gt=""))
+                .exists()
+            )
+        except DatabaseError:  # not migrated yet
+            continue
+        if unknown:
+            found.append(
+                Warning(
+                    f"{unknown} identity row(s) in database {alias!r} hold tokens encrypted "
+                    "with a key that is not in PLUGINLAB['FIELD_ENCRYPTION_KEYS'].",
+                    hint="They read as missing until an identities sync replaces them "
+                    "(manage.py pluginlab_sync identities) or the old key is put back "
+                    "(after the new one) and manage.py pluginlab_reencrypt is run.",
+                    id="pluginlab.W012",
+                )
+            )
+        if legacy:
+            found.append(
+                Warning(
+                    f"Some identity rows in database {alias!r} have no key fingerprint "
+                    "(written before migration 0005).",
+                    hint="Run manage.py pluginlab_reencrypt once to record them.",
+                    id="pluginlab.W013",
+                )
+            )
+    return found

@@ -109,6 +109,13 @@ DEFAULTS: dict[str, Any] = {
     "SYNC_CHUNK_SIZE": 100,
     # Seconds after which a held full-sync lock is considered abandoned.
     "SYNC_LOCK_TIMEOUT": 3600,
+    # --- Identities -------------------------------------------------------
+    # The opt-in token refresh task refreshes access tokens expiring within
+    # this many seconds (schedules.IDENTITY_TOKEN_REFRESH_SCHEDULE).
+    "IDENTITY_REFRESH_WINDOW_SECONDS": 600,
+    # get_access_token's single-flight claim on a refresh: other callers wait
+    # up to this long, and a claim older than this (its process died) is void.
+    "IDENTITY_REFRESH_LEASE_SECONDS": 30,
     # --- Admin ------------------------------------------------------------
     # Seconds the dashboard's aggregates are cached.
     "DASHBOARD_CACHE_SECONDS": 60,

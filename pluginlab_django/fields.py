@@ -1,16 +1,23 @@
 """An encrypted text field for identity tokens at rest (Fernet / MultiFernet).
 
 Keys come from ``PLUGINLAB["FIELD_ENCRYPTION_KEYS"]``: the first encrypts,
-every key decrypts, so a key is rotated by putting the new one first and
-re-saving rows (``rotate_encryption`` re-encrypts in place). With no keys a
-key is derived from ``SECRET_KEY`` (check ``pluginlab.W001`` warns): changing
-``SECRET_KEY`` would then make stored tokens unreadable.
+every key decrypts. A key is rotated by putting the new one first, running
+``manage.py pluginlab_reencrypt`` (``MultiFernet.rotate`` on every stored
+token), then retiring the old key. With no keys a key is derived from
+``SECRET_KEY`` (check ``pluginlab.W001`` warns): changing ``SECRET_KEY``
+would then make stored tokens unreadable.
+
+A value that no configured key can decrypt is a state, not a crash: it reads
+as an :class:`Undecryptable` value — an empty string (so it looks missing to
+code that asks ``if token:``) that remembers its ciphertext, so saving the
+row again never destroys a token an old key could still recover.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 from functools import lru_cache
 from typing import Any
 
@@ -22,6 +29,12 @@ from django.dispatch import receiver
 
 from .conf import pluginlab_settings
 
+logger = logging.getLogger("pluginlab_django.fields")
+
+#: Stored as a row's key fingerprint when its key is known to be unavailable
+#: (found undecryptable by ``pluginlab_reencrypt`` before it had a fingerprint).
+UNKNOWN_KEY = "?"
+
 
 def derived_key() -> bytes:
     """A Fernet key derived from SECRET_KEY (the fallback; see W001)."""
@@ -29,32 +42,84 @@ def derived_key() -> bytes:
     return base64.urlsafe_b64encode(digest)
 
 
+def _key_bytes() -> list[bytes]:
+    keys = list(pluginlab_settings.FIELD_ENCRYPTION_KEYS or ()) or [derived_key()]
+    return [k.encode() if isinstance(k, str) else bytes(k) for k in keys]
+
+
+def key_fingerprint(key: bytes | str) -> str:
+    """A short, non-reversible name for a key (16 hex digits of its SHA-256).
+
+    Stored beside each encrypted row so "which rows are under a key we no
+    longer have?" is an indexed query, not a decryption of every row.
+    """
+    raw = key.encode() if isinstance(key, str) else key
+    return hashlib.sha256(b"pluginlab_django.key:" + raw.strip()).hexdigest()[:16]
+
+
 @lru_cache(maxsize=1)
 def get_fernet() -> MultiFernet:
-    keys = list(pluginlab_settings.FIELD_ENCRYPTION_KEYS or ()) or [derived_key()]
-    return MultiFernet([Fernet(k.encode() if isinstance(k, str) else k) for k in keys])
+    return MultiFernet([Fernet(k) for k in _key_bytes()])
+
+
+@lru_cache(maxsize=1)
+def configured_fingerprints() -> tuple[str, ...]:
+    """Fingerprints of every configured key, the encrypting one first."""
+    return tuple(key_fingerprint(k) for k in _key_bytes())
+
+
+def current_fingerprint() -> str:
+    """The fingerprint of the key new values are encrypted with."""
+    return configured_fingerprints()[0]
 
 
 @receiver(setting_changed)
 def _reset_fernet(*, setting: str, **kwargs: Any) -> None:
     if setting in ("PLUGINLAB", "SECRET_KEY"):
         get_fernet.cache_clear()
+        configured_fingerprints.cache_clear()
 
 
-class DecryptionFailed(Exception):
-    """A stored value could not be decrypted with any configured key."""
+class Undecryptable(str):
+    """A stored value no configured key can decrypt.
+
+    Equal to ``""`` and falsy, so it reads as missing; ``ciphertext`` keeps
+    what is stored, and :class:`EncryptedTextField` writes that back
+    unchanged, so re-saving the row loses nothing.
+    """
+
+    ciphertext: str
+
+    def __new__(cls, ciphertext: str) -> Undecryptable:
+        value = super().__new__(cls, "")
+        value.ciphertext = ciphertext
+        return value
+
+    def __repr__(self) -> str:
+        return "<Undecryptable>"
+
+
+def is_undecryptable(value: Any) -> bool:
+    return isinstance(value, Undecryptable)
+
+
+_warned: set[str] = set()
 
 
 class EncryptedTextField(models.TextField):
     """Stores text encrypted with Fernet; reads decrypt transparently.
 
     Not searchable or orderable (each ciphertext is randomised). ``None`` and
-    ``""`` are stored as they are.
+    ``""`` are stored as they are. An undecryptable value reads as
+    :class:`Undecryptable` (logged once per field and process, never the
+    value).
     """
 
     description = "Text encrypted at rest with Fernet"
 
     def get_prep_value(self, value: Any) -> Any:
+        if isinstance(value, Undecryptable):
+            return value.ciphertext
         value = super().get_prep_value(value)
         if value in (None, ""):
             return value
@@ -65,11 +130,16 @@ class EncryptedTextField(models.TextField):
             return value
         try:
             return get_fernet().decrypt(value.encode()).decode()
-        except InvalidToken as exc:
-            raise DecryptionFailed(
-                f"Cannot decrypt {self.model.__name__}.{self.name}: "
-                "is PLUGINLAB['FIELD_ENCRYPTION_KEYS'] missing the key it was written with?"
-            ) from exc
+        except InvalidToken:
+            label = f"{self.model.__name__}.{self.name}"
+            if label not in _warned:
+                _warned.add(label)
+                logger.warning(
+                    "A stored %s cannot be decrypted with any configured key; it reads as "
+                    "missing (is PLUGINLAB['FIELD_ENCRYPTION_KEYS'] missing an old key?)",
+                    label,
+                )
+            return Undecryptable(value)
 
     def to_python(self, value: Any) -> Any:
         return value

@@ -63,3 +63,14 @@ DEFAULT_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 5 * MINUTE,
     },
 }
+
+#: Opt-in (not in DEFAULT_BEAT_SCHEDULE): refresh OAuth access tokens that
+#: expire within IDENTITY_REFRESH_WINDOW_SECONDS, so ``get_access_token``
+#: rarely waits for PluginLab. Add it with
+#: ``CELERY_BEAT_SCHEDULE = {**DEFAULT_BEAT_SCHEDULE, **IDENTITY_TOKEN_REFRESH_SCHEDULE}``.
+IDENTITY_TOKEN_REFRESH_SCHEDULE: dict[str, dict[str, Any]] = {
+    "pluginlab-refresh-identity-tokens": {
+        "task": "pluginlab_django.tasks.refresh_identity_tokens_task",
+        "schedule": 5 * MINUTE,
+    },
+}

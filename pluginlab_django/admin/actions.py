@@ -122,14 +122,20 @@ def refresh_identity_tokens(modeladmin, request, queryset):
         for identity in identities:
             label = f"{member} / {identity.get_provider_display()}"
             try:
+                # The service's single flight: a refresh racing get_access_token
+                # or the periodic task happens once.
                 identity_service.refresh_identity(identity)
+            except identity_service.IdentityNotFound:
+                modeladmin.message_user(
+                    request, f"{label}: the identity was removed meanwhile.", messages.INFO
+                )
             except RefreshNotSupported:
                 modeladmin.message_user(
                     request,
                     f"{label}: {identity.get_provider_display()} tokens cannot be refreshed.",
                     messages.WARNING,
                 )
-            except RefreshTokenFailed:
+            except RefreshTokenFailed:  # ReauthenticationRequired
                 modeladmin.message_user(
                     request,
                     f"{label}: the provider refused the refresh token; the member "

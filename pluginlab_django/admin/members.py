@@ -68,6 +68,17 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
+UNDECRYPTABLE_NOTE = _("cannot be decrypted (key not configured)")
+
+
+def masked_token(obj: Identity, field: str) -> str:
+    """The masked token, or a note when no configured key can decrypt it
+    (a sync from PluginLab, or the old key put back, repairs it)."""
+    if obj.token_undecryptable(field):
+        return str(UNDECRYPTABLE_NOTE)
+    return mask_secret(getattr(obj, field))
+
+
 class IdentityInline(ReadOnlyInline):
     model = Identity
     fields = readonly_fields = (
@@ -83,11 +94,11 @@ class IdentityInline(ReadOnlyInline):
 
     @admin.display(description=_("access token"))
     def masked_access_token(self, obj: Identity) -> str:
-        return mask_secret(obj.access_token)
+        return masked_token(obj, "access_token")
 
     @admin.display(description=_("refresh token"))
     def masked_refresh_token(self, obj: Identity) -> str:
-        return mask_secret(obj.refresh_token)
+        return masked_token(obj, "refresh_token")
 
     @admin.display(description=_("access token expires"))
     def access_token_expiry(self, obj: Identity):

@@ -9,6 +9,9 @@ logged (member id and provider, never a token), counted in the run's
 
 Tokens are encrypted by the model field; values are compared decrypted, so
 an unchanged identity is not rewritten (Fernet output differs every time).
+``key_fingerprint`` is compared too: a row under an older key, or one no
+configured key can decrypt (it reads as empty), is rewritten under the first
+key — the sync repairs what a lost key broke.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from django.utils import timezone
 from .. import signals
 from ..clients import get_pluginlab_client
 from ..clients import types as remote
+from ..fields import current_fingerprint
 from ..models import Identity, Member, SyncRun
 from .per_member import MemberOutcome, run_per_member
 from .runs import Progress
@@ -34,6 +38,10 @@ logger = logging.getLogger("pluginlab_django.sync")
 
 
 def identity_row_values(identity: remote.Identity) -> dict[str, Any]:
+    """The row's fields for ``identity``. ``key_fingerprint`` is the key the
+    tokens will be written under: a row under an older (or lost) key compares
+    as changed, so a sync rewrites it under the current key."""
+    has_token = bool(identity.access_token or identity.refresh_token)
     return {
         "provider_user_id": identity.provider_user_id[:255],
         "access_token": identity.access_token,
@@ -41,6 +49,7 @@ def identity_row_values(identity: remote.Identity) -> dict[str, Any]:
         "refresh_token": identity.refresh_token,
         "refresh_token_expires_at": remote.ms_to_datetime(identity.refresh_token_expires_at_ms),
         "last_used_at": remote.ms_to_datetime(identity.last_used_at_ms),
+        "key_fingerprint": current_fingerprint() if has_token else "",
     }
 
 
