@@ -102,6 +102,10 @@ DEFAULTS: dict[str, Any] = {
     "SYNC_CHUNK_SIZE": 100,
     # Seconds after which a held full-sync lock is considered abandoned.
     "SYNC_LOCK_TIMEOUT": 3600,
+    # Seconds without a heartbeat (one per stored page) after which a running
+    # members sync is presumed killed (SIGKILL, dead machine); its lock is
+    # then taken over by the next sync.
+    "SYNC_HEARTBEAT_TIMEOUT": 120,
     # --- Admin ------------------------------------------------------------
     # Seconds the dashboard's aggregates are cached.
     "DASHBOARD_CACHE_SECONDS": 60,
