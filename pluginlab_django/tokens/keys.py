@@ -22,10 +22,8 @@ from django.core.cache import caches
 from jwt.algorithms import RSAPSSAlgorithm
 
 from ..conf import pluginlab_settings
-from .results import (
-    ALGORITHM,
-    SigningKeysUnavailable,
-)
+from .exceptions import SigningKeysUnavailable
+from .results import ALGORITHM
 
 logger = logging.getLogger("pluginlab_django.tokens")
 
