@@ -117,10 +117,18 @@ def sync_members_task(self, resume: bool = False) -> dict[str, Any]:
 
 
 def _signals_are_ours() -> bool:
-    """Whether this task may handle SIGTERM itself: only where nothing else
-    does (a prefork child, an eager call), never over the worker's own
-    shutdown handlers (solo pool), which ``worker_shutting_down`` covers."""
-    return signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)
+    """Whether this task may handle SIGTERM itself (for the sync's duration):
+    where the default is to die at once — a prefork child (billiard's
+    handler exits on the spot) or an eager call — but never over the worker's
+    own shutdown handlers (solo pool), which ``worker_shutting_down`` covers."""
+    current = signal.getsignal(signal.SIGTERM)
+    if current in (signal.SIG_DFL, None):
+        return True
+    try:
+        from billiard.common import _shutdown_cleanup
+    except ImportError:  # pragma: no cover - billiard comes with Celery
+        return False
+    return current is _shutdown_cleanup
 
 
 @worker_shutting_down.connect
