@@ -31,7 +31,7 @@ from typing import Any
 
 from .runs import Progress
 
-__all__ = ["INTERRUPT_SIGNALS", "InterruptGuard", "SyncInterrupted"]
+__all__ = ["INTERRUPT_SIGNALS", "InterruptGuard", "SyncInterrupted", "interrupt_all", "signal_name"]
 
 logger = logging.getLogger("pluginlab_django.sync")
 
@@ -88,9 +88,6 @@ class InterruptGuard:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
         self._previous.clear()
-
-    def __hash__(self) -> int:
-        return id(self)
 
     @property
     def interrupted(self) -> bool:

@@ -26,7 +26,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ... import sync
 from ...models import SyncRun
-from ...sync.interrupts import InterruptGuard
+from ...sync.interrupts import InterruptGuard, signal_name
 
 #: PluginLab's largest page (see docs/wire-protocol.md).
 MAX_PAGE_SIZE = 100
@@ -80,15 +80,30 @@ class Command(BaseCommand):
             self._print_summary(runs)
         if guard.interrupted:
             raise CommandError(
-                "Interrupted: the sync stopped after its last stored page; run "
-                "`pluginlab_sync members --resume` to continue.",
-                returncode=guard.exit_code,
+                self._interrupted_message(guard, kinds, runs), returncode=guard.exit_code
             )
         failed = [run for run in runs if run.status != SyncRun.Status.SUCCEEDED]
         if failed:
             raise CommandError(
                 "Failed: " + ", ".join(f"{run.kind} (sync run {run.pk})" for run in failed)
             )
+
+    def _interrupted_message(
+        self, guard: InterruptGuard, kinds: list[str], runs: list[SyncRun]
+    ) -> str:
+        parts = [f"Interrupted by {signal_name(guard.signum or 0)}."]
+        stopped = runs[-1] if runs and guard.raised else None
+        if stopped is not None and stopped.kind == "members":
+            parts.append(
+                f"The members sync (sync run {stopped.pk}) stopped after its last stored "
+                "page; `pluginlab_sync members --resume` continues from there."
+            )
+        elif stopped is not None:
+            parts.append(f"The {stopped.kind} sync (sync run {stopped.pk}) stopped midway.")
+        skipped = kinds[len(runs) :]
+        if skipped:
+            parts.append("Not run: " + ", ".join(skipped) + ".")
+        return " ".join(parts)
 
     def _validate(self, kinds: list[str], options: dict[str, Any]) -> None:
         """Refuse bad options before anything runs (no traceback, no failed run)."""
