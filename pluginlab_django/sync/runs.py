@@ -120,7 +120,8 @@ def start_exclusive_run(kind: str, **fields: Any) -> SyncRun:
             holder = SyncRun.objects.filter(kind=kind, status=Status.RUNNING).first()
             if holder is None:
                 continue  # it finished in between: try again
-            if not is_abandoned(holder):
+            reason = abandonment(holder)
+            if reason is None:
                 raise SyncAlreadyRunning(holder) from None
             # Conditional: of several takers only one marks it; all retry.
             taken = SyncRun.objects.filter(
@@ -128,24 +129,27 @@ def start_exclusive_run(kind: str, **fields: Any) -> SyncRun:
             ).update(
                 status=Status.FAILED,
                 finished_at=timezone.now(),
-                error=(
-                    "Abandoned: no heartbeat for SYNC_HEARTBEAT_TIMEOUT seconds (the process "
-                    "was killed or its machine died); taken over."
-                ),
+                error=f"Abandoned: {reason}; taken over.",
             )
             if taken:
                 logger.warning("Sync run %s was abandoned; taking over its lock", holder.pk)
     raise SyncAlreadyRunning(holder)
 
 
-def is_abandoned(run: SyncRun) -> bool:
-    """Whether a ``running`` run's process is presumed dead: no heartbeat for
-    ``SYNC_HEARTBEAT_TIMEOUT`` seconds, or running for ``SYNC_LOCK_TIMEOUT``."""
+def abandonment(run: SyncRun) -> str | None:
+    """Why a ``running`` run's process is presumed dead, or None if it is not:
+    no heartbeat for ``SYNC_HEARTBEAT_TIMEOUT`` seconds, or running for
+    ``SYNC_LOCK_TIMEOUT``."""
     now = timezone.now()
     last_sign_of_life = run.heartbeat_at or run.started_at
-    heartbeat_timeout = timedelta(seconds=pluginlab_settings.SYNC_HEARTBEAT_TIMEOUT)
-    lock_timeout = timedelta(seconds=pluginlab_settings.SYNC_LOCK_TIMEOUT)
-    return last_sign_of_life < now - heartbeat_timeout or run.started_at < now - lock_timeout
+    if last_sign_of_life < now - timedelta(seconds=pluginlab_settings.SYNC_HEARTBEAT_TIMEOUT):
+        return (
+            "no heartbeat for SYNC_HEARTBEAT_TIMEOUT seconds (the process was killed "
+            "or its machine died)"
+        )
+    if run.started_at < now - timedelta(seconds=pluginlab_settings.SYNC_LOCK_TIMEOUT):
+        return "still running after SYNC_LOCK_TIMEOUT"
+    return None
 
 
 #: What ``save_progress`` writes: the counters, the cursor and the heartbeat.
@@ -199,7 +203,7 @@ def fail_run(run: SyncRun, exc: BaseException, *, detail: str = "") -> SyncRun:
 def _save_outcome(run: SyncRun) -> None:
     """Save the final status, retrying briefly: this write releases the lock,
     and a transient refusal (a busy SQLite, a PostgreSQL serialization
-    hiccup) must not leave a run "running" until ``SYNC_LOCK_TIMEOUT``."""
+    hiccup) must not leave a run "running" until its heartbeat times out."""
     for delay in OUTCOME_SAVE_RETRY_DELAYS:
         try:
             _write_outcome(run)
