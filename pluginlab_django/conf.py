@@ -116,6 +116,10 @@ DEFAULTS: dict[str, Any] = {
     # get_access_token's single-flight claim on a refresh: other callers wait
     # up to this long, and a claim older than this (its process died) is void.
     "IDENTITY_REFRESH_LEASE_SECONDS": 30,
+    # Seconds without a heartbeat (one per stored page) after which a running
+    # members sync is presumed killed (SIGKILL, dead machine); its lock is
+    # then taken over by the next sync.
+    "SYNC_HEARTBEAT_TIMEOUT": 120,
     # --- Admin ------------------------------------------------------------
     # Seconds the dashboard's aggregates are cached.
     "DASHBOARD_CACHE_SECONDS": 60,

@@ -115,3 +115,10 @@ LOGGING = {
     "handlers": {"null": {"class": "logging.NullHandler"}},
     "root": {"handlers": ["null"], "level": "WARNING"},
 }
+
+# A subprocess the tests start (``manage.py pluginlab_sync``, a Celery worker)
+# gets the sandbox's URLs and credentials as JSON replacing PLUGINLAB.
+if os.environ.get("PLUGINLAB_TEST_SETTINGS"):
+    import json
+
+    PLUGINLAB = json.loads(os.environ["PLUGINLAB_TEST_SETTINGS"])

@@ -143,6 +143,38 @@ def test_remote_failure_shows_why_and_leaves_the_row(admin_client, sandbox):
     assert Member.objects.values().get(pk=member.pk) == before
 
 
+def test_a_failing_inline_after_a_valid_form_makes_no_remote_call(admin_client, sandbox):
+    """Django validates the inlines after the form: PluginLab must not have
+    been changed by then (it was, when the form's clean() called it)."""
+    member = sync.sync_member(sandbox.member_ids()[0])
+    remote_before = sandbox.get_member(member.remote_id)
+    before = Member.objects.values().get(pk=member.pk)
+    calls = sandbox.request_count()
+    data = form_data(member, name="Never Sent")
+    del data["identities-TOTAL_FORMS"]  # the inline's management form is broken
+    response = admin_client.post(change_url(member), data)
+    assert response.status_code == 200
+    assert response.context["adminform"].form.is_valid()  # the form itself was fine
+    assert any(
+        formset.formset.non_form_errors() for formset in response.context["inline_admin_formsets"]
+    )
+    assert sandbox.request_count() == calls  # no remote call at all
+    assert sandbox.get_member(member.remote_id) == remote_before
+    assert Member.objects.values().get(pk=member.pk) == before
+
+
+def test_a_refusal_keeps_what_was_typed_and_calls_pluginlab_once(admin_client, sandbox):
+    member = sync.sync_member(sandbox.member_ids()[0])
+    sandbox.set_faults(error_rate=1.0, error_status=400, path_prefix="/auth")
+    calls = sandbox.request_count("/auth")
+    response = admin_client.post(change_url(member), form_data(member, name="Typed Name"))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "PluginLab refused the change, nothing was saved" in page
+    assert 'value="Typed Name"' in page
+    assert sandbox.request_count("/auth") == calls + 1  # the re-render sends nothing
+
+
 def test_add_creates_the_member_through_the_api(admin_client, sandbox):
     response = admin_client.post(
         reverse("admin:pluginlab_django_member_add"),

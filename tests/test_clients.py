@@ -271,6 +271,39 @@ def test_plugipay_post_with_idempotency_key_is_retried_and_creates_one_key(plugi
     assert [k.description for k in keys].count("retried") == 1
 
 
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_retry_after_beyond_backoff_max_fails_at_once_and_says_so(client, sandbox, status):
+    # tests.settings: RETRY_BACKOFF_MAX = 0.2 s. Waiting 20 s then succeeding
+    # (the second attempt is not faulted) is what urllib3 alone would do.
+    sandbox.set_faults(
+        error_rate=1.0, error_status=status, path_prefix="/auth", count=1, retry_after=20
+    )
+    with pytest.raises(PluginLabUnavailable) as info:
+        client.list_members(limit=5)
+    assert "retry after 20 s, longer than RETRY_BACKOFF_MAX (0.2 s)" in str(info.value)
+    assert sandbox.request_count("/auth") == 1  # no second attempt either
+
+
+def test_plugipay_retry_after_beyond_backoff_max_fails_at_once(plugipay, sandbox):
+    sandbox.set_faults(
+        error_rate=1.0, error_status=429, path_prefix="/plugipay", count=1, retry_after=60
+    )
+    with pytest.raises(PlugipayError) as info:
+        plugipay.list_api_keys()
+    assert "RETRY_BACKOFF_MAX" in str(info.value)
+
+
+def test_a_retry_after_within_backoff_max_is_waited_for(sandbox, settings):
+    settings.PLUGINLAB = {**settings.PLUGINLAB, "RETRY_BACKOFF_MAX": 2}
+    sandbox.set_faults(
+        error_rate=1.0, error_status=503, path_prefix="/auth", count=1, retry_after=1
+    )
+    started = time.monotonic()
+    assert len(get_pluginlab_client().list_members(limit=5).items) == 5
+    assert time.monotonic() - started >= 0.9  # it did wait as asked
+    assert sandbox.request_count("/auth") == 2
+
+
 def test_get_survives_dropped_connections(client, sandbox):
     sandbox.set_faults(drop_rate=1.0, path_prefix="/monetization", count=2)
     assert client.get_quota_usage(sandbox.member_ids()[0]) is not None

@@ -95,3 +95,55 @@ def test_a_running_sync_is_reported(sandbox):
     SyncRun.objects.create(kind=SyncRun.Kind.MEMBERS, status=SyncRun.Status.RUNNING)
     with pytest.raises(CommandError, match="already running"):
         _run("members")
+
+
+# Options are checked before anything runs ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["members", "--page-size", "0"], "--page-size must be between 1 and 100 (got 0)"),
+        (["members", "--page-size", "101"], "--page-size must be between 1 and 100 (got 101)"),
+        (["identities", "--page-size", "10"], "--page-size applies to the members sync only"),
+        (["quotas", "--resume"], "--resume applies to the members sync only"),
+        (["members", "--async", "--page-size", "10"], "not available with --async"),
+    ],
+)
+def test_bad_options_are_a_command_error_and_no_run(args, message):
+    with pytest.raises(CommandError, match=re.escape(message)):
+        _run(*args)
+    assert not SyncRun.objects.exists()
+
+
+def test_async_without_a_reachable_broker_is_one_line_not_a_traceback():
+    """No Celery app configured: Celery's default AMQP broker (localhost:5672)
+    is not there. A real process, so the test's eager Celery set-up is not used."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        # An address nothing listens on, whatever runs on this machine.
+        "CELERY_BROKER_URL": "amqp://guest:s3cret@127.0.0.1:9//",
+    }
+    done = subprocess.run(
+        [sys.executable, "manage.py", "pluginlab_sync", "members", "--async"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and "kombu" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("CommandError")]
+    assert len(errors) == 1, done.stderr
+    assert errors[0].startswith(
+        "CommandError: Could not enqueue the members sync: the Celery broker"
+    )
+    assert "without --async" in errors[0]
+    assert "s3cret" not in done.stderr  # the broker password is never shown

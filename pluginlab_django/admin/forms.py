@@ -1,6 +1,9 @@
-"""Admin forms. Member forms write through to PluginLab while validating, so
-a refusal from PluginLab is shown on the form like any other error, and the
-local row is only ever written from PluginLab's answer."""
+"""Admin forms. Member forms validate locally only; ``MemberAdmin`` calls
+``write_through()`` once the form *and every inline* are valid, so a later
+validation error can never follow a change PluginLab already made. A
+refusal from PluginLab is then shown on the re-rendered form
+(``remote_refusal``) like any other error, and the local row is only ever
+written from PluginLab's answer."""
 
 from __future__ import annotations
 
@@ -37,11 +40,39 @@ def remote_error_message(exc: RemoteError) -> str:
     return f"PluginLab refused the change, nothing was saved: {exc}"
 
 
+class RemoteRefused(Exception):
+    """PluginLab refused a write-through; ``message`` is what the form shows."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+class WriteThroughForm(forms.ModelForm):
+    """A member form whose remote call waits for ``write_through()``.
+
+    ``remote_refusal`` (set by the admin on a re-render after PluginLab
+    refused) is shown as the form's error, with the entered values kept.
+    """
+
+    remote_refusal: str = ""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.remote_refusal and not self.errors:
+            raise ValidationError(self.remote_refusal)
+        return cleaned
+
+    def write_through(self) -> Member:
+        """Call PluginLab, store its answer; raise ``RemoteRefused`` on refusal."""
+        raise NotImplementedError
+
+
 # Django 5 warns that URLField's default scheme changes; say https explicitly.
 _URL_SCHEME = {"assume_scheme": "https"} if django.VERSION >= (5, 0) else {}
 
 
-class MemberChangeForm(forms.ModelForm):
+class MemberChangeForm(WriteThroughForm):
     metadata = PrettyJSONField(required=False)
     picture_url = forms.URLField(required=False, max_length=2048, **_URL_SCHEME)
 
@@ -49,22 +80,22 @@ class MemberChangeForm(forms.ModelForm):
         model = Member
         fields = ("name", "given_name", "family_name", "picture_url", "metadata", "is_verified")
 
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if self.errors or not self.instance.pk:
-            return cleaned
+    def write_through(self) -> Member:
+        """PATCH the changed fields (nothing when nothing changed)."""
         changes = {
-            name: cleaned.get(name) for name in self.changed_data if name in self.Meta.fields
+            name: self.cleaned_data.get(name)
+            for name in self.changed_data
+            if name in self.Meta.fields
         }
-        if changes:
-            try:
-                member_service.update_member(self.instance, changes)
-            except RemoteError as exc:
-                raise ValidationError(remote_error_message(exc)) from None
-        return cleaned
+        if not changes:
+            return self.instance
+        try:
+            return member_service.update_member(self.instance, changes)
+        except RemoteError as exc:
+            raise RemoteRefused(remote_error_message(exc)) from None
 
 
-class MemberAddForm(forms.ModelForm):
+class MemberAddForm(WriteThroughForm):
     password = forms.CharField(widget=forms.PasswordInput(render_value=False), min_length=6)
     metadata = PrettyJSONField(required=False, initial=dict)
 
@@ -72,23 +103,21 @@ class MemberAddForm(forms.ModelForm):
         model = Member
         fields = ("email", "is_verified", "metadata")
 
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
+    def write_through(self) -> Member:
+        """Create the member in PluginLab; return the row mirrored from its answer."""
+        cleaned = self.cleaned_data
         try:
-            self.instance = member_service.create_member(
+            return member_service.create_member(
                 email=cleaned["email"],
                 password=cleaned["password"],
                 is_verified=cleaned.get("is_verified", False),
                 metadata=cleaned.get("metadata") or {},
             )
         except RemoteError as exc:
-            raise ValidationError(f"PluginLab refused to create the member: {exc}") from None
-        return cleaned
+            raise RemoteRefused(f"PluginLab refused to create the member: {exc}") from None
 
     def validate_unique(self) -> None:
-        """The member was just created remotely and mirrored: nothing to check."""
+        """PluginLab decides whether the email is taken (the mirror may lag)."""
 
 
 class CustomEventForm(forms.Form):

@@ -13,7 +13,7 @@ from ..models import Identity, Member
 from ..services import members as member_service
 from .actions import MEMBER_ACTIONS, log_deletions
 from .display import expiry, mask_secret, usage_bar
-from .forms import MemberAddForm, MemberChangeForm
+from .forms import MemberAddForm, MemberChangeForm, RemoteRefused
 from .pagination import EstimatedCountPaginator
 
 
@@ -111,8 +111,10 @@ class IdentityInline(ReadOnlyInline):
 
 @admin.register(Member)
 class MemberAdmin(admin.ModelAdmin):
-    """Saving a member PATCHes PluginLab first (see ``MemberChangeForm``); the
-    row is then written from PluginLab's answer, never from the form."""
+    """Saving a member PATCHes PluginLab (``MemberChangeForm.write_through``)
+    only once the form and every inline validated (Django calls
+    ``save_model`` only then); the row is written from PluginLab's answer,
+    never from the form. A refusal re-renders the form with the reason."""
 
     list_display = (
         "email",
@@ -218,7 +220,21 @@ class MemberAdmin(admin.ModelAdmin):
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         kwargs["form"] = MemberChangeForm if obj is not None else MemberAddForm
-        return super().get_form(request, obj, change=change, **kwargs)
+        form = super().get_form(request, obj, change=change, **kwargs)
+        refusal = getattr(request, "_pluginlab_remote_refusal", "")
+        if refusal:
+            form = type(form.__name__, (form,), {"remote_refusal": refusal})
+        return form
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """On a refusal from PluginLab (raised by ``save_model``, which rolls
+        back the view's transaction), render the form again with the entered
+        values and the reason; no second remote call is made."""
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except RemoteRefused as refused:
+            request._pluginlab_remote_refusal = refused.message
+            return super().changeform_view(request, object_id, form_url, extra_context)
 
     def get_fieldsets(self, request, obj=None):
         return self.add_fieldsets if obj is None else self.fieldsets
@@ -230,10 +246,11 @@ class MemberAdmin(admin.ModelAdmin):
         return self.inlines if obj is not None else ()
 
     def save_model(self, request, obj: Member, form, change: bool) -> None:
-        """PluginLab already has the change and the mirror its answer (the
-        form did both while validating): reload, never save the form's copy."""
-        if obj.pk:
-            obj.refresh_from_db()
+        """Write through to PluginLab (everything validated by now), then show
+        the mirror's copy of its answer: the form's copy is never saved."""
+        row = form.write_through()
+        obj.pk = row.pk
+        obj.refresh_from_db()
 
     # Delete: PluginLab first -----------------------------------------------------
 

@@ -1,7 +1,10 @@
 """The HTTP transport shared by both clients: pooled sessions, timeouts, retries.
 
 Retries are urllib3's ``Retry`` (exponential backoff with jitter, ``Retry-After``
-honoured) mounted on a ``requests`` adapter. Two sessions share one policy but
+honoured) mounted on a ``requests`` adapter. A ``Retry-After`` longer than
+``RETRY_BACKOFF_MAX`` is not waited for (urllib3 would sleep for any value,
+holding a request thread or a sync for minutes): the call fails at once with
+``RetryAfterTooLong``, which says so. Two sessions share one policy but
 differ in what may be repeated:
 
 * the *safe* session retries connection errors for every method (the request
@@ -26,6 +29,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 from .. import __version__
@@ -65,7 +69,7 @@ class TransportOptions:
         )
 
     def retry(self, methods: frozenset[str]) -> Retry:
-        return Retry(
+        return CappedRetry(
             total=self.retry_total,
             connect=self.retry_total,
             read=self.retry_total,
@@ -83,8 +87,39 @@ class TransportOptions:
         )
 
 
+class CappedRetry(Retry):
+    """``Retry`` that never sleeps longer than ``backoff_max`` for a ``Retry-After``.
+
+    A longer one ends the retries (``raise_on_status=False``: urllib3 then
+    returns that answer), and ``Transport.request`` turns it into
+    ``RetryAfterTooLong``.
+    """
+
+    def increment(self, method=None, url=None, response=None, error=None, **kwargs: Any):
+        if response is not None and self.respect_retry_after_header:
+            retry_after = self.get_retry_after(response)
+            if retry_after is not None and retry_after > self.backoff_max:
+                raise MaxRetryError(
+                    kwargs.get("_pool"), url, ResponseError("Retry-After exceeds backoff_max")
+                )
+        return super().increment(method, url, response=response, error=error, **kwargs)
+
+
 class TransportFailure(Exception):
-    """The request got no HTTP answer (connection refused, dropped, timed out)."""
+    """The request got no usable HTTP answer (connection refused, dropped,
+    timed out, or asked to wait longer than ``RETRY_BACKOFF_MAX``)."""
+
+
+class RetryAfterTooLong(TransportFailure):
+    """The server asked to retry after longer than ``RETRY_BACKOFF_MAX``: not waited for."""
+
+    def __init__(self, status: int, retry_after: float, backoff_max: float) -> None:
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(
+            f"it answered HTTP {status} asking to retry after {retry_after:g} s, longer than "
+            f"RETRY_BACKOFF_MAX ({backoff_max:g} s); not waiting, try again later"
+        )
 
 
 class Transport:
@@ -139,6 +174,7 @@ class Transport:
             # The exception text names the host and the failure, never headers.
             logger.warning("%s %s failed: %s", method, _path(url), type(exc).__name__)
             raise TransportFailure(_describe(exc)) from None
+        self._refuse_long_retry_after(response)
         logger.debug(
             "%s %s -> %s in %.0f ms",
             method,
@@ -147,6 +183,26 @@ class Transport:
             (time.monotonic() - started) * 1000,
         )
         return response
+
+    def _refuse_long_retry_after(self, response: requests.Response) -> None:
+        """Fail at once on a retryable answer whose ``Retry-After`` we won't wait for."""
+        if response.status_code not in self.options.status_forcelist:
+            return
+        header = response.headers.get("Retry-After")
+        if not header:
+            return
+        try:
+            retry_after = Retry().parse_retry_after(header)
+        except InvalidHeader:  # ignored, as urllib3 ignores it
+            return
+        if retry_after > self.options.backoff_max:
+            logger.warning(
+                "%s -> %s with Retry-After %s s (> RETRY_BACKOFF_MAX): failing at once",
+                _path(response.url),
+                response.status_code,
+                header,
+            )
+            raise RetryAfterTooLong(response.status_code, retry_after, self.options.backoff_max)
 
     def close(self) -> None:
         self._safe.close()

@@ -23,7 +23,7 @@ def fill_digests(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("pluginlab_django", "0001_initial")]
+    dependencies = [("pluginlab_django", "0002_syncrun_heartbeat")]
 
     operations = [
         migrations.AddField(

@@ -37,6 +37,10 @@ class SyncRun(models.Model):
     # False for a run resumed midway: it cannot tell which members vanished.
     complete = models.BooleanField(default=False)
     error = models.TextField(_("error"), blank=True)
+    # Refreshed with every page's progress UPDATE while the run is alive: a
+    # run whose heartbeat is older than SYNC_HEARTBEAT_TIMEOUT was killed
+    # (SIGKILL, a dead machine) and its lock may be taken over.
+    heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("sync run")

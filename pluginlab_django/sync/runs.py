@@ -18,10 +18,18 @@ database refuse a second running members run, so the lock
   "the lock is held" are the same row;
 - is released by the same write that records the outcome.
 
-A process killed mid-run leaves its run ``running``; after
-``SYNC_LOCK_TIMEOUT`` seconds from its start the next sync takes it over:
-the abandoned run is marked failed (keeping its cursor, so ``resume`` can
-continue from it) and a new run starts.
+A run that is alive proves it: every page's progress UPDATE also refreshes
+``heartbeat_at``. Ctrl-C and SIGTERM end a run cleanly (see
+``sync.interrupts``), releasing the lock at once. A process that could not
+clean up (SIGKILL, a dead machine) leaves its run ``running``; once its
+heartbeat (or, before the first one, its start) is older than
+``SYNC_HEARTBEAT_TIMEOUT`` seconds — or it started more than
+``SYNC_LOCK_TIMEOUT`` seconds ago, whatever its heartbeat — the next sync
+takes it over: the abandoned run is marked failed (keeping its cursor, so
+``resume`` can continue from it) and a new run starts. Should the abandoned
+process still be alive after all, its next progress or outcome write finds
+its run no longer ``running`` and stops (``SyncRunTakenOver``): two runs
+never write progress under one lock.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from ..models import SyncRun
 __all__ = [
     "Progress",
     "SyncAlreadyRunning",
+    "SyncRunTakenOver",
     "describe_error",
     "fail_run",
     "finish_run",
@@ -76,8 +85,22 @@ class SyncAlreadyRunning(RuntimeError):
         )
 
 
+class SyncRunTakenOver(RuntimeError):
+    """This run's lock was taken over (its heartbeat looked dead): stop writing."""
+
+    def __init__(self, run: SyncRun) -> None:
+        self.run = run
+        super().__init__(
+            f"Sync run {run.pk} was taken over by another sync (its heartbeat was older "
+            "than SYNC_HEARTBEAT_TIMEOUT); stopped."
+        )
+
+
 def start_run(kind: str, **fields: Any) -> SyncRun:
     """Record a running run of a kind that may run concurrently (chunks)."""
+    now = timezone.now()
+    fields.setdefault("started_at", now)
+    fields.setdefault("heartbeat_at", now)
     run = SyncRun.objects.create(kind=kind, status=Status.RUNNING, **fields)
     run.exception = None
     return run
@@ -97,33 +120,62 @@ def start_exclusive_run(kind: str, **fields: Any) -> SyncRun:
             holder = SyncRun.objects.filter(kind=kind, status=Status.RUNNING).first()
             if holder is None:
                 continue  # it finished in between: try again
-            stale_before = timezone.now() - timedelta(seconds=pluginlab_settings.SYNC_LOCK_TIMEOUT)
-            if holder.started_at > stale_before:
+            reason = abandonment(holder)
+            if reason is None:
                 raise SyncAlreadyRunning(holder) from None
             # Conditional: of several takers only one marks it; all retry.
-            taken = SyncRun.objects.filter(pk=holder.pk, status=Status.RUNNING).update(
+            taken = SyncRun.objects.filter(
+                pk=holder.pk, status=Status.RUNNING, heartbeat_at=holder.heartbeat_at
+            ).update(
                 status=Status.FAILED,
                 finished_at=timezone.now(),
-                error="Abandoned: still running after SYNC_LOCK_TIMEOUT; taken over.",
+                error=f"Abandoned: {reason}; taken over.",
             )
             if taken:
                 logger.warning("Sync run %s was abandoned; taking over its lock", holder.pk)
     raise SyncAlreadyRunning(holder)
 
 
+def abandonment(run: SyncRun) -> str | None:
+    """Why a ``running`` run's process is presumed dead, or None if it is not:
+    no heartbeat for ``SYNC_HEARTBEAT_TIMEOUT`` seconds, or running for
+    ``SYNC_LOCK_TIMEOUT``."""
+    now = timezone.now()
+    last_sign_of_life = run.heartbeat_at or run.started_at
+    if last_sign_of_life < now - timedelta(seconds=pluginlab_settings.SYNC_HEARTBEAT_TIMEOUT):
+        return (
+            "no heartbeat for SYNC_HEARTBEAT_TIMEOUT seconds (the process was killed "
+            "or its machine died)"
+        )
+    if run.started_at < now - timedelta(seconds=pluginlab_settings.SYNC_LOCK_TIMEOUT):
+        return "still running after SYNC_LOCK_TIMEOUT"
+    return None
+
+
+#: What ``save_progress`` writes: the counters, the cursor and the heartbeat.
+PROGRESS_FIELDS = (
+    "created",
+    "updated",
+    "unchanged",
+    "marked_deleted",
+    "failed",
+    "pages",
+    "cursor",
+    "heartbeat_at",
+)
+
+
 def save_progress(run: SyncRun) -> None:
-    """Persist the counters and cursor (one UPDATE; part of each page's transaction)."""
-    run.save(
-        update_fields=[
-            "created",
-            "updated",
-            "unchanged",
-            "marked_deleted",
-            "failed",
-            "pages",
-            "cursor",
-        ]
-    )
+    """Persist the counters, cursor and heartbeat (one UPDATE; part of each
+    page's transaction, so the heartbeat costs no extra statement).
+
+    Conditional on the run still being ``running``: raises
+    ``SyncRunTakenOver`` when another sync took its lock over meanwhile.
+    """
+    run.heartbeat_at = timezone.now()
+    values = {name: getattr(run, name) for name in PROGRESS_FIELDS}
+    if not SyncRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(**values):
+        raise SyncRunTakenOver(run)
 
 
 def finish_run(run: SyncRun) -> SyncRun:
@@ -151,15 +203,28 @@ def fail_run(run: SyncRun, exc: BaseException, *, detail: str = "") -> SyncRun:
 def _save_outcome(run: SyncRun) -> None:
     """Save the final status, retrying briefly: this write releases the lock,
     and a transient refusal (a busy SQLite, a PostgreSQL serialization
-    hiccup) must not leave a run "running" until ``SYNC_LOCK_TIMEOUT``."""
+    hiccup) must not leave a run "running" until its heartbeat times out."""
     for delay in OUTCOME_SAVE_RETRY_DELAYS:
         try:
-            run.save()
+            _write_outcome(run)
             return
         except OperationalError:
             logger.warning("Could not record the outcome of sync run %s; retrying", run.pk)
             time.sleep(delay)
-    run.save()
+    _write_outcome(run)
+
+
+def _write_outcome(run: SyncRun) -> None:
+    """One UPDATE, only while the run is still ``running``: a run taken over
+    meanwhile keeps the failure its taker recorded (and the taker's lock)."""
+    values = {
+        field.attname: getattr(run, field.attname)
+        for field in SyncRun._meta.concrete_fields
+        if not field.primary_key
+    }
+    if not SyncRun.objects.filter(pk=run.pk, status=Status.RUNNING).update(**values):
+        logger.warning("Sync run %s was taken over before it ended; outcome not recorded", run.pk)
+        run.refresh_from_db(fields=["status", "finished_at", "error"])
 
 
 def describe_error(exc: BaseException) -> str:

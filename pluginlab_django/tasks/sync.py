@@ -10,6 +10,13 @@ Thin wrappers over ``pluginlab_django.sync``: no business logic here.
   after the HTTP transport's own retries) is retried with exponential
   backoff (not when tasks run eagerly: a retry would only repeat at once);
   a retried full member sync resumes from its cursor.
+- A full member sync interrupted by a worker shutdown (``worker_shutting_down``
+  with the solo/threads pools; SIGTERM or SIGINT delivered to a prefork
+  child, as ``docker stop`` or systemd do to the whole group) stops after the
+  page being stored, records its run ``failed`` ("interrupted") with the
+  cursor, releases the lock, and is re-queued to resume from that cursor.
+  A worker killed outright (SIGKILL) leaves the run to the heartbeat
+  takeover (``SYNC_HEARTBEAT_TIMEOUT``) and the message to ``acks_late``.
 - Identity and quota syncs of every member fan out: one task per
   ``SYNC_CHUNK_SIZE`` member ids, so several workers share the work.
 
@@ -21,16 +28,19 @@ from __future__ import annotations
 
 import logging
 import random
+import signal
 from datetime import datetime
 from typing import Any
 
 from celery import shared_task
+from celery.signals import worker_shutting_down
 from django.utils import timezone
 
 from .. import sync
 from ..clients.exceptions import RemoteUnavailable
 from ..conf import pluginlab_settings
 from ..models import SyncRun
+from ..sync.interrupts import InterruptGuard, interrupt_all
 
 __all__ = [
     "snapshot_quotas_task",
@@ -41,6 +51,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("pluginlab_django.sync")
+
+#: Seconds before an interrupted full member sync resumes (on another worker).
+INTERRUPTED_RETRY_SECONDS = 5
 
 #: Retry delays grow as 30 s, 60 s, 120 s, ... capped at an hour, with jitter.
 RETRY_BASE_SECONDS = 30
@@ -88,11 +101,41 @@ def sync_members_task(self, resume: bool = False) -> dict[str, Any]:
     """Mirror every member. A retry resumes from the failed run's cursor;
     while another full member sync runs this one is skipped, not queued."""
     try:
-        run = sync.sync_members(resume=resume or self.request.retries > 0)
+        with InterruptGuard(install_handlers=_signals_are_ours()) as guard:
+            run = sync.sync_members(
+                resume=resume or self.request.retries > 0, progress=guard.progress()
+            )
     except sync.SyncAlreadyRunning as exc:
         logger.info("Skipped: %s", exc)
         return {"skipped": True, "running_sync_run": exc.run.pk}
+    if guard.interrupted and run.status == SyncRun.Status.FAILED and not self.request.is_eager:
+        # Published before this message is acked: the sync resumes elsewhere.
+        raise self.retry(
+            kwargs={"resume": True}, countdown=INTERRUPTED_RETRY_SECONDS, max_retries=None
+        )
     return run_summary(self, run)
+
+
+def _signals_are_ours() -> bool:
+    """Whether this task may handle SIGTERM itself (for the sync's duration):
+    where the default is to die at once — a prefork child (billiard's
+    handler exits on the spot) or an eager call — but never over the worker's
+    own shutdown handlers (solo pool), which ``worker_shutting_down`` covers."""
+    current = signal.getsignal(signal.SIGTERM)
+    if current in (signal.SIG_DFL, None):
+        return True
+    try:
+        from billiard.common import _shutdown_cleanup
+    except ImportError:  # pragma: no cover - billiard comes with Celery
+        return False
+    return current is _shutdown_cleanup
+
+
+@worker_shutting_down.connect
+def _interrupt_running_syncs(sig: Any = None, how: Any = None, **kwargs: Any) -> None:
+    """A warm shutdown stops this process's full member syncs at their next page."""
+    if interrupt_all(signal.SIGTERM):
+        logger.warning("Worker shutting down (%s): interrupting the running member sync", how)
 
 
 @shared_task(name="pluginlab_django.tasks.sync_member_task", **TASK_OPTIONS)

@@ -16,7 +16,15 @@ if TYPE_CHECKING:
     from . import Sandbox
 
 PREFIX = "/_sandbox/"
-FAULT_FIELDS = ("latency_ms", "error_rate", "error_status", "drop_rate", "path_prefix", "count")
+FAULT_FIELDS = (
+    "latency_ms",
+    "error_rate",
+    "error_status",
+    "drop_rate",
+    "path_prefix",
+    "count",
+    "retry_after",
+)
 TOKEN_FIELDS = ("plan_id", "price_id", "expires_in", "claim_style")
 
 

@@ -21,6 +21,8 @@ class FaultPlan:
     drop_rate: float = 0.0
     path_prefix: str | None = None
     count: int | None = None
+    #: Seconds sent as ``Retry-After`` with injected errors (429 default: 0).
+    retry_after: int | None = None
 
 
 @dataclass
@@ -28,6 +30,7 @@ class Decision:
     latency_ms: int = 0
     error_status: int | None = None
     drop: bool = False
+    retry_after: int | None = None
 
 
 class Faults:
@@ -51,6 +54,8 @@ class Faults:
             raise ValueError("error_status must be an HTTP status")
         if plan.count is not None and plan.count < 0:
             raise ValueError("count must be >= 0")
+        if plan.retry_after is not None and plan.retry_after < 0:
+            raise ValueError("retry_after must be >= 0 seconds")
         with self._lock:
             self._plan = plan
 
@@ -82,6 +87,7 @@ class Faults:
                 decision.drop = True
             elif plan.error_rate and self._rng.random() < plan.error_rate:
                 decision.error_status = int(plan.error_status)
+                decision.retry_after = plan.retry_after
             return decision
 
     def stats(self) -> dict[str, int]:

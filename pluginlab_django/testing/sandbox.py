@@ -208,6 +208,7 @@ class Sandbox:
         drop_rate: float = 0.0,
         path_prefix: str | None = None,
         count: int | None = None,
+        retry_after: int | None = None,
     ) -> None:
         self.faults.set(
             FaultPlan(
@@ -217,6 +218,7 @@ class Sandbox:
                 float(drop_rate),
                 path_prefix or None,
                 None if count is None else int(count),
+                None if retry_after is None else int(retry_after),
             )
         )
 

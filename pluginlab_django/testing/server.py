@@ -88,7 +88,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
                 self._drop()
                 return
             if decision.error_status is not None:
-                self._send(_fault_response(decision.error_status, path))
+                self._send(_fault_response(decision.error_status, path, decision.retry_after))
                 return
         request = Request(
             method=self.command,
@@ -151,8 +151,10 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-def _fault_response(status: int, path: str) -> Response:
+def _fault_response(status: int, path: str, retry_after: int | None = None) -> Response:
     headers = {"Retry-After": "0"} if status == 429 else {}
+    if retry_after is not None:
+        headers = {"Retry-After": str(int(retry_after))}
     if path.startswith("/plugipay"):
         response = plugipay_api.envelope_error(status, "injected_fault", "Injected fault.")
         response.headers.update(headers)

@@ -2,7 +2,8 @@
 
 PluginLab calls a plugin's backend with ``Authorization: Bearer <JWT>``
 (wire spec §1.5). This module turns such a token into a :class:`TokenPayload`
-or raises an :class:`InvalidToken` subclass saying which check failed. It
+(``results``) or raises an :class:`InvalidToken` subclass saying which check
+failed (``exceptions``). It
 knows nothing of DRF or of Django views: ``authentication.py`` and
 ``decorators.py`` adapt it.
 
@@ -16,6 +17,10 @@ turn every request into a 401. Here:
 * when the cert URL fails, the keys already known keep working past their
   lifetime (stale-if-error); with no key at all :class:`SigningKeysUnavailable`
   is raised, which is *not* an invalid token (the views answer 503);
+* a token whose ``kid`` is unknown while the cert URL cannot be fetched is
+  :class:`SigningKeysUnavailable` too (a key may have rotated in during the
+  outage); a failed refetch starts no cool-down, so such a key is accepted
+  once the cert URL answers again (after the short failure back-off);
 * an unknown ``kid`` triggers at most one refetch per
   ``JWKS_REFETCH_COOLDOWN_SECONDS`` across threads (a lock) and workers
   (``cache.add`` of a marker), however many requests arrive at once;
@@ -25,15 +30,7 @@ turn every request into a 401. Here:
 ``jku``, ``x5u`` and embedded ``jwk`` header fields are never looked at.
 """
 
-from .keys import (
-    FETCH_FAILURE_BACKOFF_SECONDS,
-    KeySet,
-    SigningKeyStore,
-    build_key_set,
-    cache_lifetime,
-)
-from .results import (
-    ALGORITHM,
+from .exceptions import (
     BadSignature,
     DisallowedAlgorithm,
     InvalidToken,
@@ -43,14 +40,20 @@ from .results import (
     TokenError,
     TokenExpired,
     TokenNotYetValid,
-    TokenPayload,
     TokenTooLarge,
-    TokenUser,
     UnknownSigningKey,
     UnsupportedCriticalHeader,
     WrongAudience,
     WrongIssuer,
 )
+from .keys import (
+    FETCH_FAILURE_BACKOFF_SECONDS,
+    KeySet,
+    SigningKeyStore,
+    build_key_set,
+    cache_lifetime,
+)
+from .results import ALGORITHM, TokenPayload, TokenUser
 from .verifier import (
     MAX_TOKEN_LENGTH,
     TokenVerifier,

@@ -22,10 +22,8 @@ from django.core.cache import caches
 from jwt.algorithms import RSAPSSAlgorithm
 
 from ..conf import pluginlab_settings
-from .results import (
-    ALGORITHM,
-    SigningKeysUnavailable,
-)
+from .exceptions import SigningKeysUnavailable
+from .results import ALGORITHM
 
 logger = logging.getLogger("pluginlab_django.tokens")
 
@@ -153,8 +151,14 @@ class SigningKeyStore:
         return self._revalidate(key_set)
 
     def refetch(self) -> KeySet | None:
-        """For a key we do not know: a newer key set, or None if there is none
-        to be had (cooling down, or the fetch failed).
+        """For a key we do not know: a newer key set, or None when PluginLab
+        has none (the cert URL answered, or did within the cool-down).
+
+        Raises ``SigningKeysUnavailable`` when the cert URL cannot be fetched
+        (now, or within the failure back-off): whether the key exists cannot
+        be told, so the caller answers "retry later" (503), not "invalid"
+        (401). A failed fetch does not start the unknown-``kid`` cool-down, so
+        a key rotated during an outage is accepted once the URL answers again.
 
         Callers that queued on the lock while another thread refetched get
         that thread's result instead of fetching again.
@@ -164,6 +168,8 @@ class SigningKeyStore:
             if self._key_set is not seen:
                 return self._key_set
             now = time.monotonic()
+            if now < self._retry_not_before:
+                raise SigningKeysUnavailable(retry_after=self._retry_not_before - now)
             cooldown = pluginlab_settings.JWKS_REFETCH_COOLDOWN_SECONDS
             if now - self._last_refetch < cooldown:
                 return None
@@ -172,16 +178,26 @@ class SigningKeyStore:
                 # Another worker fetched more recently: no need to fetch again.
                 self._install(shared)
                 return shared
-            self._last_refetch = now
             if not self._cache.add(self.cooldown_key, 1, timeout=cooldown):
                 return None  # another worker refetched within the cool-down
             try:
                 fresh = self._fetch()
             except _FetchFailed:
-                return None
+                # Not a cool-down: the next attempt after the back-off may
+                # find the rotated key. Other workers may try again too.
+                self._retry_not_before = time.monotonic() + FETCH_FAILURE_BACKOFF_SECONDS
+                self._release_cooldown()
+                raise SigningKeysUnavailable(retry_after=FETCH_FAILURE_BACKOFF_SECONDS) from None
+            self._last_refetch = now
             self._install(fresh)
             self._store_shared(fresh)
             return fresh
+
+    def _release_cooldown(self) -> None:
+        try:
+            self._cache.delete(self.cooldown_key)
+        except Exception:
+            logger.warning("Could not clear the JWKS refetch marker", exc_info=True)
 
     def forget(self) -> None:
         """Drop every copy of the keys (for tests and settings changes)."""

@@ -20,9 +20,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from ..conf import pluginlab_settings
-from .keys import SigningKeyStore
-from .results import (
-    ALGORITHM,
+from .exceptions import (
     BadSignature,
     DisallowedAlgorithm,
     InvalidToken,
@@ -30,14 +28,14 @@ from .results import (
     MissingClaim,
     TokenExpired,
     TokenNotYetValid,
-    TokenPayload,
     TokenTooLarge,
-    TokenUser,
     UnknownSigningKey,
     UnsupportedCriticalHeader,
     WrongAudience,
     WrongIssuer,
 )
+from .keys import SigningKeyStore
+from .results import ALGORITHM, TokenPayload, TokenUser
 
 #: Longer tokens are refused before any parsing (a real one is < 2 KB).
 MAX_TOKEN_LENGTH = 8 * 1024

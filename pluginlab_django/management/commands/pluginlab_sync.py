@@ -4,6 +4,16 @@ Runs the syncs in this process with a progress bar (tqdm) when stderr is a
 terminal and plain progress lines otherwise (logs, cron, CI), then prints a
 summary per kind on stdout. ``--async`` enqueues the Celery tasks instead
 and prints their ids. Exits non-zero when a sync failed.
+
+Ctrl-C or SIGTERM stops the sync after the page being stored: the run is
+recorded ``failed`` ("interrupted") with its cursor, the lock is released,
+the summary is printed and the command exits with 128 + the signal number
+(130 for Ctrl-C, 143 for SIGTERM); ``--resume`` continues from the cursor.
+A second signal during that cleanup does not cut it short.
+
+Exit codes: 0 every sync succeeded; 1 a sync failed, another members sync
+holds the lock, an option is invalid or the broker is unreachable
+(``--async``); 130/143 interrupted.
 """
 
 from __future__ import annotations
@@ -16,6 +26,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ... import sync
 from ...models import SyncRun
+from ...sync.interrupts import InterruptGuard, signal_name
+
+#: PluginLab's largest page (see docs/wire-protocol.md).
+MAX_PAGE_SIZE = 100
 
 KINDS = ("members", "identities", "quotas", "apikeys")
 
@@ -51,18 +65,61 @@ class Command(BaseCommand):
         requested = options["kinds"]
         requested = [requested] if isinstance(requested, str) else requested
         kinds = [kind for kind in KINDS if kind in requested or "all" in requested]
+        self._validate(kinds, options)
         if options["use_celery"]:
             self._enqueue(kinds, resume=options["resume"])
             return
         runs: list[SyncRun] = []
-        for kind in kinds:
-            with self._progress(kind) as progress:
-                runs.append(self._run(kind, progress, options))
-        self._print_summary(runs)
+        # The guard spans the summary too: a late signal cannot cut it short.
+        with InterruptGuard() as guard:
+            for kind in kinds:
+                if guard.interrupted:
+                    break
+                with self._progress(kind) as progress:
+                    runs.append(self._run(kind, guard.progress(progress), options))
+            self._print_summary(runs)
+        if guard.interrupted:
+            raise CommandError(
+                self._interrupted_message(guard, kinds, runs), returncode=guard.exit_code
+            )
         failed = [run for run in runs if run.status != SyncRun.Status.SUCCEEDED]
         if failed:
             raise CommandError(
                 "Failed: " + ", ".join(f"{run.kind} (sync run {run.pk})" for run in failed)
+            )
+
+    def _interrupted_message(
+        self, guard: InterruptGuard, kinds: list[str], runs: list[SyncRun]
+    ) -> str:
+        parts = [f"Interrupted by {signal_name(guard.signum or 0)}."]
+        stopped = runs[-1] if runs and guard.raised else None
+        if stopped is not None and stopped.kind == "members":
+            parts.append(
+                f"The members sync (sync run {stopped.pk}) stopped after its last stored "
+                "page; `pluginlab_sync members --resume` continues from there."
+            )
+        elif stopped is not None:
+            parts.append(f"The {stopped.kind} sync (sync run {stopped.pk}) stopped midway.")
+        skipped = kinds[len(runs) :]
+        if skipped:
+            parts.append("Not run: " + ", ".join(skipped) + ".")
+        return " ".join(parts)
+
+    def _validate(self, kinds: list[str], options: dict[str, Any]) -> None:
+        """Refuse bad options before anything runs (no traceback, no failed run)."""
+        page_size = options["page_size"]
+        if page_size is not None and not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise CommandError(
+                f"--page-size must be between 1 and {MAX_PAGE_SIZE} (got {page_size})."
+            )
+        if page_size is not None and "members" not in kinds:
+            raise CommandError("--page-size applies to the members sync only.")
+        if options["resume"] and "members" not in kinds:
+            raise CommandError("--resume applies to the members sync only.")
+        if options["use_celery"] and page_size is not None:
+            raise CommandError(
+                "--page-size is not available with --async (the task uses "
+                "PLUGINLAB['SYNC_PAGE_SIZE'])."
             )
 
     def _run(self, kind: str, progress: sync.Progress, options: dict[str, Any]) -> SyncRun:
@@ -89,7 +146,10 @@ class Command(BaseCommand):
             "apikeys": tasks.sync_api_keys_task.delay,
         }
         for kind in kinds:
-            result = senders[kind]()
+            try:
+                result = senders[kind]()
+            except Exception as exc:  # kombu's errors vary by transport
+                raise CommandError(broker_error(kind, exc)) from None
             self.stdout.write(f"{kind}: enqueued task {result.id}")
 
     def _progress(self, kind: str) -> ProgressReporter:
@@ -110,6 +170,25 @@ class Command(BaseCommand):
             self.stdout.write(style(line))
             if run.error:
                 self.stdout.write(f"    {run.error.splitlines()[0]}")
+
+
+def broker_error(kind: str, exc: Exception) -> str:
+    """One sentence for a failed enqueue: which broker, why, what to do."""
+    from celery import current_app
+
+    broker = current_app.conf.broker_url or "amqp://guest@localhost:5672// (Celery's default)"
+    try:
+        from kombu.utils.url import maybe_sanitize_url
+
+        broker = maybe_sanitize_url(broker)  # no password in the message
+    except ImportError:  # pragma: no cover - kombu comes with Celery
+        pass
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return (
+        f"Could not enqueue the {kind} sync: the Celery broker {broker} is unreachable "
+        f"({reason}). Configure a Celery app with a reachable broker (see the README's "
+        "Celery section), or run the sync here without --async."
+    )
 
 
 class ProgressReporter:
