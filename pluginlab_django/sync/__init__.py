@@ -17,12 +17,14 @@ from .apikeys import store_api_key, sync_api_keys
 from .identities import store_identities, store_identity, sync_identities
 from .member_batches import active_member_id_chunks
 from .members import mark_member_deleted, store_member, sync_member, sync_members
+from .plans import TokenPlan, store_member_plans
 from .quotas import snapshot_quotas, store_quota
 from .runs import Progress, SyncAlreadyRunning
 
 __all__ = [
     "Progress",
     "SyncAlreadyRunning",
+    "TokenPlan",
     "active_member_id_chunks",
     "mark_member_deleted",
     "snapshot_quotas",
@@ -30,6 +32,7 @@ __all__ = [
     "store_identities",
     "store_identity",
     "store_member",
+    "store_member_plans",
     "store_quota",
     "sync_api_keys",
     "sync_identities",
