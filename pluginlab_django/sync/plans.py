@@ -10,12 +10,16 @@ right again.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..models import Member
 
 __all__ = ["TokenPlan", "store_member_plans"]
+
+#: Member ids per UPDATE (SQLite's parameter limit is 999 on old versions).
+CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -33,14 +37,19 @@ class TokenPlan:
 def store_member_plans(plans: Mapping[str, TokenPlan]) -> int:
     """Write each member's plan if it changed; return how many rows changed.
 
-    Members not mirrored (yet) are skipped: their plan is recorded from a
-    later token, once the memo in ``services.plans`` expires.
+    One conditional ``UPDATE`` per distinct (plan, price) — a handful, not
+    one per member. Members not mirrored (yet) are skipped: their plan is
+    recorded from a later token, once the memo in ``services.plans`` expires.
     """
-    changed = 0
+    by_plan: dict[tuple[str, str], list[str]] = defaultdict(list)
     for remote_id, plan in plans.items():
-        changed += (
-            Member.objects.filter(remote_id=remote_id)
-            .exclude(plan_id=plan.plan_id, price_id=plan.price_id)
-            .update(plan_id=plan.plan_id, price_id=plan.price_id)
-        )
+        by_plan[(plan.plan_id, plan.price_id)].append(remote_id)
+    changed = 0
+    for (plan_id, price_id), remote_ids in by_plan.items():
+        for start in range(0, len(remote_ids), CHUNK):
+            changed += (
+                Member.objects.filter(remote_id__in=remote_ids[start : start + CHUNK])
+                .exclude(plan_id=plan_id, price_id=price_id)
+                .update(plan_id=plan_id, price_id=price_id)
+            )
     return changed
