@@ -279,3 +279,34 @@ def test_admin_delete_with_a_wrong_auth_url_keeps_the_row(sandbox, settings):
     assert result.deleted == [] and len(result.failed) == 1
     assert "request/not-found" in result.failed[0][1]
     assert Member.objects.filter(pk=member.pk).exists()
+
+
+def test_the_locked_per_row_path_applies_the_same_rule(sandbox):
+    """The path for backends without ON CONFLICT ... DO UPDATE ... WHERE."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from pluginlab_django.sync.member_upsert import _upsert_per_row
+    from pluginlab_django.sync.members import UPDATE_FIELDS, member_row_values
+
+    wires = [sandbox.get_member(mid) for mid in sandbox.member_ids()[:3]]
+
+    def rows(*members):
+        now = timezone.now()
+        return [{"remote_id": m.id, **member_row_values(m, now)} for m in members]
+
+    with transaction.atomic():
+        first = _upsert_per_row(rows(*map(remote.Member.from_json, wires[:2])), UPDATE_FIELDS)
+    assert sorted(first.created) == sorted(w["id"] for w in wires[:2])
+    sync.mark_member_deleted(wires[1]["id"])
+    page = [
+        newer_copy(wires[0], name="older", later_ms=wires[0]["updatedAtMs"] - 1),  # skipped
+        remote.Member.from_json(wires[1]),  # marked deleted: rewritten
+        remote.Member.from_json(wires[2]),  # new
+    ]
+    with transaction.atomic():
+        second = _upsert_per_row(rows(*page), UPDATE_FIELDS)
+    assert list(second.created) == [wires[2]["id"]]
+    assert list(second.updated) == [wires[1]["id"]]
+    assert Member.objects.get(remote_id=wires[0]["id"]).name != "older"
+    assert Member.objects.get(remote_id=wires[1]["id"]).deleted_remotely_at is None

@@ -85,7 +85,7 @@ def delete_members(members: Iterable[Member]) -> DeleteResult:
             result.failed.append((member, str(exc)))
             continue
         remote_id = member.remote_id
-        Member.objects.filter(pk=member.pk).delete()
+        sync.forget_member(remote_id)
         result.deleted.append(remote_id)
         signals.member_deleted.send(sender=Member, member_id=remote_id)
     return result

@@ -47,6 +47,7 @@ from .seen_ids import SeenIds
 
 __all__ = [
     "PageResult",
+    "forget_member",
     "mark_member_deleted",
     "store_member",
     "store_member_page",
@@ -165,6 +166,14 @@ def mark_member_deleted(member_id: str) -> Member | None:
     if marked and row is not None:
         signals.member_deleted_remotely.send(sender=Member, member=row)
     return row
+
+
+def forget_member(member_id: str) -> bool:
+    """Drop the local row of a member deleted on PluginLab *by us* (the
+    admin's delete, after PluginLab confirmed). Remote deletions seen by a
+    sync are only marked (``mark_member_deleted``), never dropped."""
+    deleted, _by_model = Member.objects.filter(remote_id=member_id).delete()
+    return bool(deleted)
 
 
 # Every member ---------------------------------------------------------------
