@@ -80,7 +80,7 @@ UPDATE_FIELDS: tuple[str, ...] = (
 )
 
 #: Pages fetched ahead while one is written (0: fetch and write in turn).
-PREFETCH_PAGES = 2
+PREFETCH_PAGES = 1
 
 #: Members marked deleted per UPDATE at the end of a complete run.
 MARK_CHUNK_SIZE = 500
