@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -310,3 +311,45 @@ def test_the_locked_per_row_path_applies_the_same_rule(sandbox):
     assert list(second.updated) == [wires[1]["id"]]
     assert Member.objects.get(remote_id=wires[0]["id"]).name != "older"
     assert Member.objects.get(remote_id=wires[1]["id"]).deleted_remotely_at is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_concurrent_uncommitted_newer_write_wins_over_the_page(sandbox):
+    """Two real connections: a webhook's transaction stores a newer copy and
+    commits while the page is being written. On PostgreSQL the page's
+    statement waits for that row's lock and then judges the committed row
+    (red on the old code, whose unlocked pre-SELECT had seen the old one);
+    on SQLite the page waits for the write lock."""
+    from django.db import connections, transaction
+
+    sync.sync_members(page_size=10)
+    member_id = sandbox.member_ids()[4]
+    sandbox.update_member(member_id, name="Page copy")
+    page_ms = sandbox.get_member(member_id)["updatedAtMs"]
+    webhook_copy = newer_copy(
+        sandbox.get_member(member_id), name="Webhook copy", later_ms=page_ms + 60_000
+    )
+    stored = threading.Event()
+    failures: list[BaseException] = []
+
+    def webhook() -> None:
+        try:
+            with transaction.atomic():
+                sync.store_member(webhook_copy)
+                stored.set()
+                time.sleep(1.0)  # the page's write starts meanwhile and waits
+        except BaseException as exc:  # pragma: no cover - reported below
+            failures.append(exc)
+            stored.set()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=webhook)
+    thread.start()
+    assert stored.wait(10)
+    run = sync.sync_members(page_size=10)
+    thread.join(10)
+    assert not failures, failures
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    row = Member.objects.get(remote_id=member_id)
+    assert (row.name, row.remote_updated_at_ms) == ("Webhook copy", page_ms + 60_000)

@@ -39,7 +39,7 @@ from ..clients import get_pluginlab_client
 from ..clients import types as remote
 from ..conf import pluginlab_settings
 from ..models import Member, SyncRun
-from .member_upsert import UpsertResult, is_newer, upsert_members
+from .member_upsert import UpsertResult, upsert_members
 from .prefetch import prefetched
 from .row_upsert import Outcome, RowWrite
 from .runs import Progress, fail_run, finish_run, save_progress, start_exclusive_run
@@ -108,14 +108,6 @@ def member_row_values(member: remote.Member, now: datetime) -> dict[str, Any]:
         "deleted_remotely_at": None,
         "remote_data": member.raw,
     }
-
-
-def needs_write(
-    member: remote.Member, stored_ms: int | None, deleted_remotely_at: datetime | None
-) -> bool:
-    """Whether remote data should overwrite a stored row (the rule the write
-    statement applies; see ``member_upsert``)."""
-    return is_newer(member.updated_at_ms, stored_ms, deleted_remotely_at)
 
 
 # One member ----------------------------------------------------------------
