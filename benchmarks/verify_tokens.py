@@ -8,11 +8,18 @@ Starts a sandbox on loopback, mints distinct tokens, and times:
 * this project, one token repeated (the verified-token cache);
 * raw ``jwt.decode`` with a pre-loaded key and the same checks (the floor);
 * the official ``pluginlab_admin`` SDK's ``verify_token`` against the
-  sandbox's cert URL (the vendor baseline: it fetches the JWKS every call).
+  sandbox's cert URL (the vendor baseline: it fetches the JWKS every call);
+* the whole DRF ``PluginLabTokenAuthentication.authenticate()`` for tokens of
+  distinct mirrored members, each carrying a plan not yet recorded (issue
+  10): header parsing, verification, the user, and plan recording — which
+  must not cost a query on the request's path. The plans are flushed after
+  each request (outside the timing, as ``request_finished`` does after the
+  response) and checked to have landed.
 
 Targets: distinct ≤ 1.25× the floor; repeated ≤ 10 µs; ≥ 10× faster than
-the vendor SDK for distinct tokens. Rounds are interleaved and the median
-round is reported, so background noise hits every contender alike.
+the vendor SDK for distinct tokens; authenticate() ≤ 1.1× the floor.
+Rounds are interleaved and the median round is reported, so background
+noise hits every contender alike.
 """
 
 from __future__ import annotations
@@ -30,6 +37,10 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.settings")
 
 
+#: Requests timed for the "plan written inside the request" contender.
+INLINE_SAMPLE = 200
+
+
 def per_call_us(fn, items) -> float:
     gc.collect()
     start = time.perf_counter()
@@ -38,11 +49,41 @@ def per_call_us(fn, items) -> float:
     return (time.perf_counter() - start) / len(items) * 1e6
 
 
+def paired_us(floor, authenticate, pairs, after_response) -> tuple[float, float]:
+    """µs per ``floor(token)`` and per ``authenticate(request)``, timed token
+    by token in alternating order so load on the machine hits both alike;
+    ``after_response`` (what Django's ``request_finished`` runs once the
+    response is sent) runs between requests, outside the timing."""
+    gc.collect()
+    spent_floor = spent_auth = 0.0
+    clock = time.perf_counter
+    for i, (token, request) in enumerate(pairs):
+        if i % 2:
+            t0 = clock()
+            floor(token)
+            t1 = clock()
+            authenticate(request)
+            t2 = clock()
+            spent_floor, spent_auth = spent_floor + t1 - t0, spent_auth + t2 - t1
+        else:
+            t0 = clock()
+            authenticate(request)
+            t1 = clock()
+            floor(token)
+            t2 = clock()
+            spent_auth, spent_floor = spent_auth + t1 - t0, spent_floor + t2 - t1
+        after_response()
+    return spent_floor / len(pairs) * 1e6, spent_auth / len(pairs) * 1e6
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tokens", type=int, default=2000, help="distinct tokens per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--vendor-tokens", type=int, default=200)
+    parser.add_argument(
+        "--members", type=int, default=2000, help="distinct members for authenticate()"
+    )
     args = parser.parse_args()
 
     import django
@@ -51,15 +92,21 @@ def main() -> int:
 
     import jwt
     import requests
-    from django.test import override_settings
+    from django.core.management import call_command
+    from django.test import RequestFactory, override_settings
     from jwt.algorithms import RSAPSSAlgorithm
     from pluginlab_admin.token_verifier import TokenVerifier as VendorVerifier
 
     from pluginlab_django import tokens
+    from pluginlab_django.authentication import PluginLabTokenAuthentication
     from pluginlab_django.conf import pluginlab_settings
+    from pluginlab_django.models import Member
+    from pluginlab_django.services import plans
     from pluginlab_django.testing import Sandbox
 
-    with Sandbox(members=50, seed=1) as sb, override_settings(PLUGINLAB=sb.pluginlab_settings()):
+    call_command("migrate", verbosity=0)
+    settings = {"members": max(50, args.members), "seed": 1}
+    with Sandbox(**settings) as sb, override_settings(PLUGINLAB=sb.pluginlab_settings()):
         members = sb.member_ids()
         total = args.tokens * args.rounds
         print(f"Minting {total} distinct tokens...", flush=True)
@@ -97,6 +144,49 @@ def main() -> int:
             repeated_rounds.append(per_call_us(tokens.verify_token, repeated))
         assert sb.request_count("/auth/admin/v1/cert") == fetches_after_warm_up, "network used"
 
+        # authenticate() for distinct members, each with a plan not recorded yet.
+        Member.objects.all().delete()
+        everyone = sb.member_ids()[: args.members]
+        Member.objects.bulk_create(
+            [Member(remote_id=mid, email=f"{mid}@example.com") for mid in everyone]
+        )
+        factory = RequestFactory()
+        authentication = PluginLabTokenAuthentication()
+        flush = plans.flush_recorded_plans
+
+        def authenticate_then_write(request):
+            """The old shape: the plan written before the response."""
+            result = authentication.authenticate(request)
+            flush()
+            return result
+
+        def verify_only(request):
+            """The same token through verify_token alone (no DRF, no plan)."""
+            return tokens.verify_token(request.META["HTTP_AUTHORIZATION"][7:])
+
+        contenders = {
+            "authenticate": authentication.authenticate,
+            "verify_only": verify_only,
+            "inline": authenticate_then_write,
+        }
+        paired: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
+        landed = []
+        for r in range(args.rounds):
+            for name, contender in contenders.items():
+                plan = f"plan_round_{r}_{name}"
+                round_tokens = [sb.mint_token(mid, plan_id=plan) for mid in everyone]
+                requests_ = [
+                    factory.get("/", HTTP_AUTHORIZATION=f"Bearer {token}") for token in round_tokens
+                ]
+                verifier.forget_verified()
+                plans.forget_recorded_plans()
+                pairs = list(zip(round_tokens, requests_, strict=True))
+                if name == "inline":  # a write per request is slow: a sample will do
+                    pairs = pairs[:INLINE_SAMPLE]
+                paired[name].append(paired_us(raw_decode, contender, pairs, flush))
+                if name == "authenticate":
+                    landed.append(Member.objects.filter(plan_id=plan).count())
+
         vendor = VendorVerifier(remote_key_url=cert_url, audience=audience)
         vendor_batch = batches[0][: args.vendor_tokens]
         vendor_rounds = [per_call_us(vendor.verify_token, vendor_batch) for _ in range(3)]
@@ -105,6 +195,14 @@ def main() -> int:
     ours = statistics.median(ours_rounds)
     again = statistics.median(repeated_rounds)
     vendor_us = statistics.median(vendor_rounds)
+
+    def ratios(name: str) -> list[float]:
+        return [spent / floor_us for floor_us, spent in paired[name]]
+
+    auth_ratios = ratios("authenticate")
+    auth_ratio = statistics.median(auth_ratios)
+    auth_us = statistics.median(spent for _f, spent in paired["authenticate"])
+    inline_us = statistics.median(spent for _f, spent in paired["inline"])
 
     def verdict(ok: bool) -> str:
         return "PASS" if ok else "MISS"
@@ -123,7 +221,31 @@ def main() -> int:
         f"{'pluginlab_admin verify_token (vendor)':<46}{vendor_us:>16.1f}  "
         f"ours is {vendor_us / ours:.1f}× faster (target ≥ 10×) {verdict(vendor_us >= 10 * ours)}"
     )
+    print(
+        f"{'DRF authenticate(), distinct members + plan':<46}{auth_us:>16.1f}  "
+        f"{auth_ratio:.2f}× the floor (target ≤ 1.1×) {verdict(auth_ratio <= 1.1)}"
+    )
+    print(
+        f"{'  verify_token alone, same conditions':<46}"
+        f"{statistics.median(spent for _f, spent in paired['verify_only']):>16.1f}  "
+        f"{statistics.median(ratios('verify_only')):.2f}× the floor"
+    )
+    print(
+        f"{'  plan written inside the request (before)':<46}"
+        f"{inline_us:>16.1f}  {statistics.median(ratios('inline')):.2f}× the floor"
+    )
+    print(
+        f"plans landed after the flush: {landed} of {len(everyone)} per round "
+        f"{verdict(all(n == len(everyone) for n in landed))}"
+    )
     print()
+    print(
+        "paired rounds (floor µs, contender µs): "
+        + "; ".join(
+            f"{name} {[(round(f, 1), round(c, 1)) for f, c in rounds]}"
+            for name, rounds in paired.items()
+        )
+    )
     print(
         f"rounds (µs): floor {[round(x, 1) for x in floor_rounds]}, "
         f"ours {[round(x, 1) for x in ours_rounds]}, "

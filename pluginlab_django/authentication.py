@@ -31,7 +31,7 @@ from rest_framework.authentication import BaseAuthentication
 
 from .conf import pluginlab_settings
 from .models import Member
-from .services.plans import record_plan_from_token
+from .services.plans import defer_plan_from_token
 from .tokens import (
     InvalidToken,
     SigningKeysUnavailable,
@@ -190,7 +190,7 @@ class PluginLabTokenAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed(exc.detail, code=exc.code) from None
         except SigningKeysUnavailable as exc:
             raise TokenVerificationUnavailable(wait=exc.retry_after) from None
-        record_plan_from_token(payload)
+        defer_plan_from_token(payload)
         return user, payload
 
     def authenticate_header(self, request) -> str:

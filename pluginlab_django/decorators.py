@@ -25,7 +25,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from .authentication import TokenVerificationUnavailable, bearer_challenge, resolve_user
-from .services.plans import record_plan_from_token
+from .services.plans import defer_plan_from_token
 from .tokens import InvalidToken, SigningKeysUnavailable, bearer_token, verify_token
 
 View = Callable[..., HttpResponse]
@@ -71,7 +71,7 @@ def pluginlab_token_required(view: View | None = None) -> Any:
                 return _unauthorized(exc.detail, invalid=True)
             except SigningKeysUnavailable as exc:
                 return _unavailable(exc.retry_after)
-            record_plan_from_token(payload)
+            defer_plan_from_token(payload)
             request.pluginlab = payload
             request.pluginlab_user = user
             return view_func(request, *args, **kwargs)

@@ -35,6 +35,27 @@ class PluginLabUnavailable(PluginLabError, RemoteUnavailable):
     pass
 
 
+#: The one error code by which PluginLab says a member does not exist.
+MEMBER_NOT_FOUND = "auth/member-not-found"
+
+
+class MemberNotFound(PluginLabError):
+    """404 ``auth/member-not-found``: PluginLab's own word that the member does
+    not exist — the only answer that may mark a mirrored member deleted."""
+
+
+class UnexpectedNotFound(PluginLabError):
+    """A 404 that is *not* PluginLab saying "no such member": an unknown route
+    (``request/not-found``, e.g. a wrong ``AUTH_URL`` path), an unknown plugin
+    (``auth/plugin-not-found``) or a page without a JSON error (a proxy).
+    It says nothing about the member, so nothing is marked; ``url`` is the
+    address that answered (no query string, no secret)."""
+
+    def __init__(self, message: str, *, url: str, status: int = 404, code: str | None = None):
+        super().__init__(message, status=status, code=code)
+        self.url = url
+
+
 class RefreshTokenFailed(PluginLabError):
     """422 ``auth/refresh-token-failed``: the member must sign in again; do not retry."""
 

@@ -10,10 +10,13 @@ from urllib.parse import quote
 import requests
 
 from .exceptions import (
+    MEMBER_NOT_FOUND,
+    MemberNotFound,
     PluginLabError,
     PluginLabUnavailable,
     RefreshNotSupported,
     RefreshTokenFailed,
+    UnexpectedNotFound,
 )
 from .transport import Transport, TransportFailure, TransportOptions
 from .types import EventLocation, Identity, Member, MemberPage, QuotaUsage
@@ -111,6 +114,8 @@ class PluginLabClient:
             yield from page.items
 
     def get_member(self, member_id: str) -> Member | None:
+        """The member, or ``None`` when PluginLab answers 404
+        ``auth/member-not-found``; any other 404 raises ``UnexpectedNotFound``."""
         data = self._call(
             "GET", self._members_url(f"/members/{_segment(member_id)}"), none_on_404=True
         )
@@ -166,6 +171,8 @@ class PluginLabClient:
     # Identities ---------------------------------------------------------
 
     def get_member_identities(self, member_id: str) -> dict[str, Identity]:
+        """Raises ``MemberNotFound`` for PluginLab's "no such member", and
+        ``UnexpectedNotFound`` for any other 404."""
         url = self._members_url(f"/members/{_segment(member_id)}/identities")
         data = self._call("GET", url) or {}
         return {
@@ -239,10 +246,11 @@ class PluginLabClient:
             )
         except TransportFailure as exc:
             raise PluginLabUnavailable(f"PluginLab is unreachable: {exc}") from None
-        if response.status_code == 404 and none_on_404:
-            return None
         if response.status_code >= 400:
-            raise _error_for(response)
+            error = _error_for(response, url)
+            if none_on_404 and isinstance(error, MemberNotFound):
+                return None
+            raise error
         if not response.content:
             return None
         try:
@@ -257,7 +265,7 @@ def _segment(value: str) -> str:
     return quote(str(value), safe="")
 
 
-def _error_for(response: requests.Response) -> PluginLabError:
+def _error_for(response: requests.Response, url: str) -> PluginLabError:
     status = response.status_code
     code = message = None
     try:
@@ -267,6 +275,16 @@ def _error_for(response: requests.Response) -> PluginLabError:
     if isinstance(body, Mapping):
         code = body.get("code") if isinstance(body.get("code"), str) else None
         message = body.get("message") if isinstance(body.get("message"), str) else None
+    if status == 404:
+        if code == MEMBER_NOT_FOUND:
+            return MemberNotFound(message or "No such member.", status=status, code=code)
+        what = f"error {code!r}" if code else "no PluginLab error code"
+        return UnexpectedNotFound(
+            f"{url} answered 404 with {what}, not {MEMBER_NOT_FOUND!r}: "
+            "is the URL (AUTH_URL, MONETIZATION_URL, PLUGIN_ID) right?",
+            url=url,
+            code=code,
+        )
     message = message or f"PluginLab answered HTTP {status}"
     if status == 422:
         return RefreshTokenFailed(message, status=status, code=code or "auth/refresh-token-failed")

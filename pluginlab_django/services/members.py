@@ -10,6 +10,7 @@ from typing import Any
 
 from .. import signals, sync
 from ..clients import PluginLabError, get_pluginlab_client
+from ..clients.exceptions import MemberNotFound
 from ..models import Member
 
 #: Fields an admin may change, and the client argument each maps to.
@@ -38,8 +39,7 @@ def update_member(member: Member, changes: Mapping[str, Any]) -> Member:
         for name, value in changes.items()
     }
     remote = get_pluginlab_client().update_member(member.remote_id, **patch)
-    row, _created = sync.store_member(remote)
-    return row
+    return sync.store_member(remote).row
 
 
 def create_member(
@@ -53,8 +53,7 @@ def create_member(
     remote = get_pluginlab_client().create_member(
         email, password, is_verified=is_verified, metadata=dict(metadata or {})
     )
-    row, _created = sync.store_member(remote)
-    return row
+    return sync.store_member(remote).row
 
 
 @dataclass
@@ -68,23 +67,25 @@ class DeleteResult:
 def delete_members(members: Iterable[Member]) -> DeleteResult:
     """Delete each member on PluginLab first, then its local row.
 
-    A member PluginLab no longer knows (404) counts as deleted. A failure
-    keeps that member's row and is reported; the others go on.
+    A member PluginLab says it does not know (404 ``auth/member-not-found``)
+    counts as deleted; any other 404 (a wrong URL, a proxy) is a failure. A
+    failure keeps that member's row and is reported; the others go on.
     """
     client = get_pluginlab_client()
     result = DeleteResult()
     for member in members:
         try:
             client.delete_member(member.remote_id)
+        except MemberNotFound:
+            pass  # already gone remotely: drop the local row too
         except PluginLabError as exc:
-            if exc.status != 404:
-                result.failed.append((member, str(exc)))
-                continue
+            result.failed.append((member, str(exc)))
+            continue
         except Exception as exc:  # RemoteUnavailable and friends
             result.failed.append((member, str(exc)))
             continue
         remote_id = member.remote_id
-        Member.objects.filter(pk=member.pk).delete()
+        sync.forget_member(remote_id)
         result.deleted.append(remote_id)
         signals.member_deleted.send(sender=Member, member_id=remote_id)
     return result

@@ -16,20 +16,30 @@ let a caller draw a progress bar without this package knowing about it.
 from .apikeys import store_api_key, sync_api_keys
 from .identities import store_identities, store_identity, sync_identities
 from .member_batches import active_member_id_chunks
-from .members import mark_member_deleted, store_member, sync_member, sync_members
+from .members import (
+    forget_member,
+    mark_member_deleted,
+    store_member,
+    sync_member,
+    sync_members,
+)
+from .plans import TokenPlan, store_member_plans
 from .quotas import snapshot_quotas, store_quota
 from .runs import Progress, SyncAlreadyRunning
 
 __all__ = [
     "Progress",
     "SyncAlreadyRunning",
+    "TokenPlan",
     "active_member_id_chunks",
+    "forget_member",
     "mark_member_deleted",
     "snapshot_quotas",
     "store_api_key",
     "store_identities",
     "store_identity",
     "store_member",
+    "store_member_plans",
     "store_quota",
     "sync_api_keys",
     "sync_identities",

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .. import signals
 from ..clients import get_plugipay_client
 from ..clients import types as remote
 from ..models import ApiKey, SyncRun
+from .row_upsert import Outcome, upsert_row
 from .runs import fail_run, finish_run, start_run
 
 __all__ = ["mark_unlisted_api_keys_gone", "store_api_key", "sync_api_keys"]
 
-CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
+CREATED, UPDATED, UNCHANGED = Outcome.CREATED.value, Outcome.UPDATED.value, Outcome.UNCHANGED.value
 
 
 def api_key_row_values(key: remote.ApiKey) -> dict[str, Any]:
@@ -42,27 +42,13 @@ def store_api_key(key: remote.ApiKey) -> ApiKey:
 
 
 def _store_api_key(key: remote.ApiKey) -> tuple[ApiKey, str]:
-    values = api_key_row_values(key)
-    now = timezone.now()
-    with transaction.atomic():
-        row = ApiKey.objects.select_for_update().filter(record_id=key.id).first()
-        if row is None:
-            try:
-                with transaction.atomic():
-                    return (
-                        ApiKey.objects.create(record_id=key.id, last_synced_at=now, **values),
-                        CREATED,
-                    )
-            except IntegrityError:  # created concurrently
-                row = ApiKey.objects.select_for_update().get(record_id=key.id)
-        changed = [name for name, value in values.items() if getattr(row, name) != value]
-        if not changed:
-            return row, UNCHANGED
-        for name in changed:
-            setattr(row, name, values[name])
-        row.last_synced_at = now
-        row.save(update_fields=[*changed, "last_synced_at"])
-        return row, UPDATED
+    write = upsert_row(
+        ApiKey,
+        {"record_id": key.id},
+        api_key_row_values(key),
+        touch={"last_synced_at": timezone.now()},
+    )
+    return write.row, write.outcome.value
 
 
 def sync_api_keys() -> SyncRun:

@@ -17,11 +17,11 @@ key — the sync repairs what a lost key broke.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from .. import signals
@@ -30,6 +30,7 @@ from ..clients import types as remote
 from ..fields import current_fingerprint
 from ..models import Identity, Member, SyncRun
 from .per_member import MemberOutcome, run_per_member
+from .row_upsert import Outcome, RowWrite, upsert_row
 from .runs import Progress
 
 __all__ = ["store_identities", "sync_identities"]
@@ -70,19 +71,15 @@ def _store_identities(
             row.provider: row for row in Identity.objects.select_for_update().filter(member=member)
         }
         for provider, identity in identities.items():
-            row = existing.pop(provider, None)
-            values = identity_row_values(identity)
-            if row is None:
-                row, created = _create_identity(member, provider, values, now)
-                if created:
-                    outcome.created += 1
-                    rows.append(row)
-                    continue
-            if _update_identity(row, values, now):
+            existing.pop(provider, None)
+            write = _upsert_identity(member, provider, identity_row_values(identity), now)
+            if write.outcome is Outcome.CREATED:
+                outcome.created += 1
+            elif write.outcome is Outcome.UPDATED:
                 outcome.updated += 1
             else:
                 outcome.unchanged += 1
-            rows.append(row)
+            rows.append(write.row)
         removed = sorted(existing)
         if removed:
             Identity.objects.filter(member=member, provider__in=removed).delete()
@@ -97,33 +94,24 @@ def _store_identities(
     return rows, outcome
 
 
-def _create_identity(
+def _upsert_identity(
     member: Member, provider: str, values: dict[str, Any], now: datetime
-) -> tuple[Identity, bool]:
-    try:
-        with transaction.atomic():
-            row = Identity.objects.create(
-                member=member, provider=provider, last_synced_at=now, **values
-            )
-        return row, True
-    except IntegrityError:  # created concurrently: update that row instead
-        return Identity.objects.select_for_update().get(member=member, provider=provider), False
+) -> RowWrite[Identity]:
+    """The shared per-row upsert, keyed by (member, provider)."""
+    return upsert_row(
+        Identity,
+        {"member": member, "provider": provider},
+        values,
+        touch={"last_synced_at": now},
+        also=_reauth_cleared,
+    )
 
 
-def _update_identity(row: Identity, values: dict[str, Any], now: datetime) -> bool:
-    changed = [name for name, value in values.items() if getattr(row, name) != value]
-    if not changed:
-        return False
+def _reauth_cleared(row: Identity, changed: Sequence[str]) -> dict[str, Any]:
+    """A new refresh token means the member signed in again."""
     if "refresh_token" in changed and row.needs_reauth:
-        # A new refresh token means the member signed in again.
-        row.needs_reauth = False
-        changed.append("needs_reauth")
-    for name in changed:
-        if name in values:
-            setattr(row, name, values[name])
-    row.last_synced_at = now
-    row.save(update_fields=[*changed, "last_synced_at"])
-    return True
+        return {"needs_reauth": False}
+    return {}
 
 
 def sync_identities(
@@ -154,14 +142,4 @@ def store_identity(
     values = identity_row_values(identity)
     if refreshed:
         values.update(refreshed_at=now, needs_reauth=False)
-    with transaction.atomic():
-        row = (
-            Identity.objects.select_for_update()
-            .filter(member=member, provider=identity.provider)
-            .first()
-        )
-        if row is None:
-            row, _created = _create_identity(member, identity.provider, values, now)
-        else:
-            _update_identity(row, values, now)
-    return row
+    return _upsert_identity(member, identity.provider, values, now).row

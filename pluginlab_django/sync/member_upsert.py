@@ -1,59 +1,130 @@
-"""One statement that inserts or updates a page of members by ``remote_id``.
+"""The statement that writes members: newer wins, decided by the database.
 
-Generic backends use ``bulk_create(update_conflicts=True)``. On PostgreSQL
-the page travels as **one JSON parameter** expanded server-side by
-``jsonb_to_recordset``: the same ``INSERT ... ON CONFLICT DO UPDATE``, but
-without Django compiling ~20 values per member into placeholders and psycopg
-quoting each one client-side — about 3× faster, which is what lets a full
-sync keep up with the API (see benchmarks/sync_members.py). Column names
-and types come from the model, so the two paths cannot drift apart.
+Every member write (a sync page, one member from a webhook or the admin, a
+write-through edit) ends here, as ``INSERT ... ON CONFLICT (remote_id) DO
+UPDATE SET ... WHERE <newer>``. The ``WHERE`` is the rule, applied to the
+row as it is when the statement runs — not as some earlier SELECT saw it:
+
+    stored.remote_updated_at_ms IS NULL          -- nothing to compare: write
+    OR incoming.remote_updated_at_ms IS NULL
+    OR incoming.remote_updated_at_ms > stored.remote_updated_at_ms
+    OR stored.deleted_remotely_at IS NOT NULL    -- listed again: rewrite
+
+So an older copy arriving late (a page fetched before a webhook stored a
+newer one) is never written over the newer row, whichever commits first.
+
+Per backend:
+
+- **PostgreSQL**: the page travels as one JSON parameter expanded by
+  ``jsonb_to_recordset`` (no per-value placeholders, ~3x faster than Django's
+  bulk insert). ``RETURNING (xmax = 0)`` tells inserted rows from updated
+  ones; rows the ``WHERE`` skipped are not returned. Exact under concurrency:
+  ON CONFLICT locks each conflicting row before judging it.
+- **SQLite >= 3.24** (upsert syntax): the same statement over ``json_each``.
+  SQLite has one writer at a time, so the transaction first takes the write
+  lock (a no-op ``UPDATE``) and then reads which of the page's ids exist;
+  with the lock held nobody can insert in between, so that read tells
+  created from updated exactly. The written rows come from ``RETURNING``
+  (SQLite >= 3.35) or, before that, from a SELECT of the rows carrying this
+  write's ``last_synced_at``.
+- **Other backends**: a locked per-row path (``row_upsert``'s steps with the
+  same rule checked on the locked row).
+
+Column names and types come from the model, so the paths cannot drift.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from django.db import connections, router
+from django.db import IntegrityError, connections, router, transaction
 
 from ..models import Member
+from .row_upsert import Outcome
+
+__all__ = ["UpsertResult", "is_newer", "upsert_members"]
 
 #: Columns given on insert only: a sync never overwrites what tokens and
 #: webhooks told us (plan, price).
 INSERT_ONLY_DEFAULTS: dict[str, Any] = {"plan_id": "", "price_id": ""}
 
+#: SQLite versions with ``ON CONFLICT ... DO UPDATE`` and with ``RETURNING``.
+SQLITE_UPSERT = (3, 24, 0)
+SQLITE_RETURNING = (3, 35, 0)
 
-def upsert_members(rows: list[dict[str, Any]], update_fields: tuple[str, ...]) -> dict[str, int]:
-    """Insert or update ``rows`` (dicts of field values with ``remote_id``);
-    on conflict only ``update_fields`` are written. Returns ``{remote_id: pk}``."""
+
+@dataclass
+class UpsertResult:
+    """Which members a write created and updated (``{remote_id: pk}``); the
+    rest of the input was left as stored (``unchanged``)."""
+
+    created: dict[str, int] = field(default_factory=dict)
+    updated: dict[str, int] = field(default_factory=dict)
+    unchanged: list[str] = field(default_factory=list)
+
+    def outcome(self, remote_id: str) -> Outcome:
+        if remote_id in self.created:
+            return Outcome.CREATED
+        if remote_id in self.updated:
+            return Outcome.UPDATED
+        return Outcome.UNCHANGED
+
+
+def is_newer(
+    incoming_ms: int | None, stored_ms: int | None, deleted_remotely_at: datetime | None
+) -> bool:
+    """The write rule in Python (for the per-row path; the SQL says the same)."""
+    if deleted_remotely_at is not None:
+        return True
+    if incoming_ms is None or stored_ms is None:
+        return True
+    return incoming_ms > stored_ms
+
+
+def upsert_members(rows: Sequence[dict[str, Any]], update_fields: tuple[str, ...]) -> UpsertResult:
+    """Insert new members, update those whose data is newer, skip the rest.
+
+    ``rows``: dicts of field values with ``remote_id`` (unique in ``rows``)
+    and ``last_synced_at``; on conflict only ``update_fields`` are written.
+    Runs in one transaction (the caller's, when inside one).
+    """
     if not rows:
-        return {}
+        return UpsertResult()
     connection = connections[router.db_for_write(Member)]
-    if connection.vendor == "postgresql":
-        return _upsert_postgresql(connection, rows, update_fields)
-    objs = [Member(**row) for row in rows]
-    Member.objects.bulk_create(
-        objs, update_conflicts=True, unique_fields=["remote_id"], update_fields=list(update_fields)
-    )
-    if any(obj.pk is None for obj in objs):  # backends that cannot return ids
-        return dict(
-            Member.objects.filter(remote_id__in=[row["remote_id"] for row in rows]).values_list(
-                "remote_id", "pk"
-            )
-        )
-    return {obj.remote_id: obj.pk for obj in objs}
+    # savepoint=False: inside a page's transaction a savepoint would cost two
+    # more round trips per page and buy nothing (a failure fails the page).
+    with transaction.atomic(using=connection.alias, savepoint=False):
+        if connection.vendor == "postgresql":
+            result = _upsert_postgresql(connection, rows, update_fields)
+        elif connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= SQLITE_UPSERT:
+            result = _upsert_sqlite(connection, rows, update_fields)
+        else:
+            result = _upsert_per_row(rows, update_fields)
+    written = result.created.keys() | result.updated.keys()
+    result.unchanged = [row["remote_id"] for row in rows if row["remote_id"] not in written]
+    return result
 
 
-def _upsert_postgresql(connection, rows, update_fields) -> dict[str, int]:
+# PostgreSQL -------------------------------------------------------------------
+
+
+def _upsert_postgresql(connection, rows, update_fields) -> UpsertResult:
     sql = _postgresql_sql(connection.alias, update_fields)
     payload = json.dumps(
         [{**INSERT_ONLY_DEFAULTS, **row} for row in rows], default=_json_value, ensure_ascii=False
     )
+    result = UpsertResult()
     with connection.cursor() as cursor:
         cursor.execute(sql, [payload])
-        return dict((remote_id, pk) for pk, remote_id in cursor.fetchall())
+        for pk, remote_id, inserted in cursor.fetchall():
+            (result.created if inserted else result.updated)[remote_id] = pk
+    return result
 
 
 def _json_value(value: Any) -> Any:
@@ -67,18 +138,178 @@ def _postgresql_sql(alias: str, update_fields: tuple[str, ...]) -> str:
     connection = connections[alias]
     quote = connection.ops.quote_name
     opts = Member._meta
-    names = ("remote_id", *update_fields, *INSERT_ONLY_DEFAULTS)
-    fields = [opts.get_field(name) for name in names]
+    fields = _fields(update_fields)
     columns = ", ".join(quote(f.column) for f in fields)
     record = ", ".join(f"{quote(f.column)} {f.db_type(connection)}" for f in fields)
-    updates = ", ".join(
-        f"{quote(f.column)} = EXCLUDED.{quote(f.column)}" for f in fields if f.name in update_fields
+    fresh = _not_stale(
+        quote, f"r.{quote(_column('remote_id'))}", f"r.{quote(_column('remote_updated_at_ms'))}"
     )
-    table = quote(opts.db_table)
     # Only quoted identifiers from the model's metadata; the data is a parameter.
     return (
-        f"INSERT INTO {table} ({columns}) "  # noqa: S608
+        f"INSERT INTO {quote(opts.db_table)} ({columns}) "  # noqa: S608
         f"SELECT {columns} FROM jsonb_to_recordset(%s::jsonb) AS r({record}) "
-        f"ON CONFLICT ({quote(opts.get_field('remote_id').column)}) DO UPDATE SET {updates} "
-        f"RETURNING {quote(opts.pk.column)}, {quote(opts.get_field('remote_id').column)}"
+        f"WHERE {fresh} "
+        f"{_on_conflict(quote, update_fields)} "
+        f"RETURNING {quote(opts.pk.column)}, {quote(_column('remote_id'))}, (xmax = 0)"
     )
+
+
+# SQLite -----------------------------------------------------------------------
+
+
+def _upsert_sqlite(connection, rows, update_fields) -> UpsertResult:
+    fields = _fields(update_fields)
+    quote = connection.ops.quote_name
+    table = quote(Member._meta.db_table)
+    remote_id = quote(_column("remote_id"))
+    ids = [row["remote_id"] for row in rows]
+    payload = json.dumps(
+        [
+            [
+                f.get_db_prep_save({**INSERT_ONLY_DEFAULTS, **row}[f.name], connection)
+                for f in fields
+            ]
+            for row in rows
+        ],
+        ensure_ascii=False,
+    )
+    returning = sqlite3.sqlite_version_info >= SQLITE_RETURNING
+    with connection.cursor() as cursor:
+        # Take SQLite's write lock first: from here on no other connection
+        # writes until we commit, so the read below stays true.
+        cursor.execute(f"UPDATE {table} SET {remote_id} = {remote_id} WHERE 0")  # noqa: S608
+        existing = set(_existing_ids(cursor, table, remote_id, ids))
+        cursor.execute(_sqlite_sql(connection.alias, update_fields, returning), [payload])
+        if returning:
+            written = cursor.fetchall()
+        else:
+            written = _rows_synced_at(cursor, table, remote_id, ids, rows[0]["last_synced_at"])
+    result = UpsertResult()
+    for pk, member_id in written:
+        (result.updated if member_id in existing else result.created)[member_id] = pk
+    return result
+
+
+def _existing_ids(cursor, table: str, remote_id: str, ids: list[str]) -> list[str]:
+    found: list[str] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join(["%s"] * len(chunk))
+        cursor.execute(f"SELECT {remote_id} FROM {table} WHERE {remote_id} IN ({marks})", chunk)  # noqa: S608
+        found.extend(member_id for (member_id,) in cursor.fetchall())
+    return found
+
+
+def _rows_synced_at(cursor, table, remote_id, ids, synced_at) -> list[tuple[int, str]]:
+    """Before RETURNING: the rows this write touched carry its ``last_synced_at``."""
+    connection = cursor.db
+    pk = connection.ops.quote_name(Member._meta.pk.column)
+    synced = connection.ops.quote_name(_column("last_synced_at"))
+    stamp = Member._meta.get_field("last_synced_at").get_db_prep_save(synced_at, connection)
+    found: list[tuple[int, str]] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join(["%s"] * len(chunk))
+        cursor.execute(
+            f"SELECT {pk}, {remote_id} FROM {table} "  # noqa: S608
+            f"WHERE {remote_id} IN ({marks}) AND {synced} = %s",
+            [*chunk, stamp],
+        )
+        found.extend(cursor.fetchall())
+    return found
+
+
+@lru_cache(maxsize=8)
+def _sqlite_sql(alias: str, update_fields: tuple[str, ...], returning: bool) -> str:
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    opts = Member._meta
+    fields = _fields(update_fields)
+    columns = ", ".join(quote(f.column) for f in fields)
+    values = ", ".join(f"json_extract(value, '$[{index}]')" for index in range(len(fields)))
+    tail = f" RETURNING {quote(opts.pk.column)}, {quote(_column('remote_id'))}" if returning else ""
+    ms_index = [f.name for f in fields].index("remote_updated_at_ms")
+    fresh = _not_stale(
+        quote, "json_extract(value, '$[0]')", f"json_extract(value, '$[{ms_index}]')"
+    )
+    # The WHERE also keeps SQLite from reading ON CONFLICT as a join constraint.
+    return (
+        f"INSERT INTO {quote(opts.db_table)} ({columns}) "  # noqa: S608
+        f"SELECT {values} FROM json_each(%s) "
+        f"WHERE {fresh} "
+        f"{_on_conflict(quote, update_fields)}{tail}"
+    )
+
+
+# Shared SQL pieces ------------------------------------------------------------
+
+
+def _fields(update_fields: tuple[str, ...]) -> list:
+    names = ("remote_id", *update_fields, *INSERT_ONLY_DEFAULTS)
+    return [Member._meta.get_field(name) for name in names]
+
+
+def _column(name: str) -> str:
+    return Member._meta.get_field(name).column
+
+
+def _not_stale(quote, incoming_id: str, incoming_ms: str) -> str:
+    """Leave out, before any lock, members already stored at least as new.
+
+    Only a shortcut, in the same statement: a member skipped here is one the
+    ``ON CONFLICT ... WHERE`` would have skipped when the statement's
+    snapshot was taken, and skipping changes nothing, so the outcome is that
+    of the statement running at that moment. It spares an unchanged re-sync
+    a row lock per member; every other member is judged under the lock.
+    """
+    table = quote(Member._meta.db_table)
+    rid = quote(_column("remote_id"))
+    ms = quote(_column("remote_updated_at_ms"))
+    deleted = quote(_column("deleted_remotely_at"))
+    return (
+        f"NOT EXISTS (SELECT 1 FROM {table} AS stored WHERE stored.{rid} = {incoming_id} "  # noqa: S608
+        f"AND stored.{deleted} IS NULL AND stored.{ms} IS NOT NULL "
+        f"AND {incoming_ms} IS NOT NULL AND {incoming_ms} <= stored.{ms})"
+    )
+
+
+def _on_conflict(quote, update_fields: tuple[str, ...]) -> str:
+    """``ON CONFLICT ... DO UPDATE SET ... WHERE <newer>`` (same on both backends)."""
+    table = quote(Member._meta.db_table)
+    updates = ", ".join(
+        f"{quote(_column(name))} = EXCLUDED.{quote(_column(name))}" for name in update_fields
+    )
+    ms = quote(_column("remote_updated_at_ms"))
+    deleted = quote(_column("deleted_remotely_at"))
+    newer = (
+        f"{table}.{ms} IS NULL OR EXCLUDED.{ms} IS NULL "
+        f"OR EXCLUDED.{ms} > {table}.{ms} OR {table}.{deleted} IS NOT NULL"
+    )
+    return f"ON CONFLICT ({quote(_column('remote_id'))}) DO UPDATE SET {updates} WHERE {newer}"
+
+
+# Other backends ---------------------------------------------------------------
+
+
+def _upsert_per_row(rows, update_fields) -> UpsertResult:
+    """Lock each row, then apply the same rule to the locked row."""
+    result = UpsertResult()
+    for values in rows:
+        remote_id = values["remote_id"]
+        row = Member.objects.select_for_update().filter(remote_id=remote_id).first()
+        if row is None:
+            try:
+                with transaction.atomic():
+                    row = Member.objects.create(**values)
+                result.created[remote_id] = row.pk
+                continue
+            except IntegrityError:  # inserted concurrently: judge that row
+                row = Member.objects.select_for_update().get(remote_id=remote_id)
+        if is_newer(
+            values["remote_updated_at_ms"], row.remote_updated_at_ms, row.deleted_remotely_at
+        ):
+            for name in update_fields:
+                setattr(row, name, values[name])
+            row.save(update_fields=list(update_fields))
+            result.updated[remote_id] = row.pk
+    return result

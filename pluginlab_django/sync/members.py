@@ -1,23 +1,19 @@
 """Members: PluginLab's member list → ``Member`` rows.
 
-``sync_members`` walks every page and writes each page with a constant number
-of SQL statements, whatever the page size:
+Every member write goes through one statement (``member_upsert``): a page
+of a full sync, one member from a webhook or the admin (``store_member`` is
+a page of one), a write-through edit. "Newer ``updatedAtMs`` wins; a row
+marked deleted is rewritten; without timestamps, write" is decided by the
+database inside that statement, so a page fetched before a webhook stored a
+newer copy can never roll the row back, whichever commits first.
 
-1. one SELECT of the page's existing rows (``remote_id``,
-   ``remote_updated_at_ms``, ``deleted_remotely_at`` only);
-2. one INSERT ... ON CONFLICT (remote_id) DO UPDATE for the new *and* the
-   changed members together (``member_upsert``) — a member whose
-   ``updatedAtMs`` is not newer than the stored one (and is not marked
-   deleted) is not written at all;
-3. one UPDATE of the ``SyncRun`` (counters and cursor), in the same
-   transaction as 2., so the cursor never points past unstored data.
-
-The upsert (rather than a plain INSERT) also makes a concurrent insert of the
-same member — a webhook's ``sync_member`` racing a page — harmless: no
-duplicate, no IntegrityError. On SQLite Django splits a batch into several
-INSERTs when it exceeds SQLite's 999-parameter limit (about 45 members);
-that is Django's batching, not per-row work. When ``member_synced`` has
-receivers, one more SELECT per page reads the written rows back for them.
+``sync_members`` walks every page and writes each page with a constant
+number of SQL statements, whatever the page size: the upsert (on SQLite
+preceded by a write-lock and a read of the page's existing ids, for exact
+counting) and one UPDATE of the ``SyncRun`` (counters and cursor) in the
+same transaction, so the cursor never points past unstored data. When
+``member_synced`` has receivers, one more SELECT per page reads the written
+rows back for them.
 
 Only a **complete, successful** run (walked from the first page, no error)
 marks members it did not see with ``deleted_remotely_at``; the seen ids are
@@ -34,7 +30,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -43,12 +39,21 @@ from ..clients import get_pluginlab_client
 from ..clients import types as remote
 from ..conf import pluginlab_settings
 from ..models import Member, SyncRun
-from .member_upsert import upsert_members
+from .member_upsert import UpsertResult, upsert_members
 from .prefetch import prefetched
+from .row_upsert import Outcome, RowWrite
 from .runs import Progress, fail_run, finish_run, save_progress, start_exclusive_run
 from .seen_ids import SeenIds
 
-__all__ = ["mark_member_deleted", "store_member", "sync_member", "sync_members"]
+__all__ = [
+    "PageResult",
+    "forget_member",
+    "mark_member_deleted",
+    "store_member",
+    "store_member_page",
+    "sync_member",
+    "sync_members",
+]
 
 logger = logging.getLogger("pluginlab_django.sync")
 
@@ -105,67 +110,39 @@ def member_row_values(member: remote.Member, now: datetime) -> dict[str, Any]:
     }
 
 
-def needs_write(
-    member: remote.Member, stored_ms: int | None, deleted_remotely_at: datetime | None
-) -> bool:
-    """Whether remote data should overwrite a stored row.
-
-    Newer ``updatedAtMs`` wins; equal or older data is not written (an older
-    copy can arrive late when a webhook and a page race). A row marked
-    deleted is always rewritten (the member is listed again). Without
-    timestamps on either side we cannot tell, so we write.
-    """
-    if deleted_remotely_at is not None:
-        return True
-    if member.updated_at_ms is None or stored_ms is None:
-        return True
-    return member.updated_at_ms > stored_ms
-
-
 # One member ----------------------------------------------------------------
 
 
-def store_member(member: remote.Member) -> tuple[Member, bool]:
-    """Upsert one remote member; return ``(row, created)``.
+def store_member(member: remote.Member) -> RowWrite[Member]:
+    """Upsert one remote member (a page of one); return the row and outcome.
 
-    Unchanged data (same ``updatedAtMs``) is not written and sends no
-    signal. Safe against a concurrent insert of the same member.
+    Unchanged or older data (``updatedAtMs`` not newer) is not written and
+    sends no signal; the returned row is then the stored one.
     """
-    now = timezone.now()
-    values = member_row_values(member, now)
-    written = True
-    with transaction.atomic():
-        row = Member.objects.select_for_update().filter(remote_id=member.id).first()
-        created = row is None
-        if created:
-            try:
-                with transaction.atomic():
-                    row = Member.objects.create(remote_id=member.id, **values)
-            except IntegrityError:  # inserted concurrently: update it instead
-                created = False
-                row = Member.objects.select_for_update().get(remote_id=member.id)
-        if not created:
-            written = needs_write(member, row.remote_updated_at_ms, row.deleted_remotely_at)
-            if written:
-                for name, value in values.items():
-                    setattr(row, name, value)
-                row.save(update_fields=UPDATE_FIELDS)
-    if written:
-        signals.member_synced.send(sender=Member, member=row, created=created)
-    return row, created
+    result = store_member_page([member], now=timezone.now(), want_rows=True)
+    if result.written:
+        write = result.written[0]
+    else:
+        write = RowWrite(Member.objects.get(remote_id=member.id), Outcome.UNCHANGED)
+    if write.written:
+        signals.member_synced.send(sender=Member, member=write.row, created=write.created)
+    return write
 
 
 def sync_member(member_id: str) -> Member | None:
-    """Fetch one member and store it; a 404 marks the row deleted remotely.
+    """Fetch one member and store it; PluginLab's "no such member" marks the
+    row deleted remotely.
 
+    Only a 404 ``auth/member-not-found`` marks; any other 404 (a wrong
+    ``AUTH_URL`` path, an unknown plugin, a proxy's page) raises
+    ``UnexpectedNotFound`` naming the URL that answered, and nothing changes.
     Used by webhooks and the admin. Remote errors propagate (the caller
     retries); the local row is untouched then.
     """
     member = get_pluginlab_client().get_member(member_id)
     if member is None:
         return mark_member_deleted(member_id)
-    row, _created = store_member(member)
-    return row
+    return store_member(member).row
 
 
 def mark_member_deleted(member_id: str) -> Member | None:
@@ -183,6 +160,14 @@ def mark_member_deleted(member_id: str) -> Member | None:
     return row
 
 
+def forget_member(member_id: str) -> bool:
+    """Drop the local row of a member deleted on PluginLab *by us* (the
+    admin's delete, after PluginLab confirmed). Remote deletions seen by a
+    sync are only marked (``mark_member_deleted``), never dropped."""
+    deleted, _by_model = Member.objects.filter(remote_id=member_id).delete()
+    return bool(deleted)
+
+
 # Every member ---------------------------------------------------------------
 
 
@@ -191,43 +176,32 @@ class PageResult:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
-    #: ``(row, created)`` per written member, only when someone listens.
-    written: list[tuple[Member, bool]] = field(default_factory=list)
+    #: One ``RowWrite`` per written member, only when asked (``want_rows``).
+    written: list[RowWrite[Member]] = field(default_factory=list)
 
 
 def store_member_page(
     members: list[remote.Member], *, now: datetime, want_rows: bool = False
 ) -> PageResult:
-    """Upsert one page with one SELECT and one INSERT ... ON CONFLICT.
+    """Upsert one page in one statement; the statement decides what is newer.
 
-    ``want_rows``: also return the written rows for ``member_synced`` (one
+    ``want_rows``: also return the written rows (for ``member_synced``; one
     more SELECT, only when someone listens).
     """
     by_id = {member.id: member for member in members}  # a repeated id: last wins
-    stored = {
-        remote_id: (stored_ms, deleted_at)
-        for remote_id, stored_ms, deleted_at in Member.objects.filter(
-            remote_id__in=list(by_id)
-        ).values_list("remote_id", "remote_updated_at_ms", "deleted_remotely_at")
-    }
-    result = PageResult()
-    rows: list[dict[str, Any]] = []
-    for remote_id, member in by_id.items():
-        found = stored.get(remote_id)
-        if found is None:
-            result.created += 1
-        elif needs_write(member, *found):
-            result.updated += 1
-        else:
-            result.unchanged += 1
-            continue
-        rows.append({"remote_id": remote_id, **member_row_values(member, now)})
-    pks = upsert_members(rows, UPDATE_FIELDS)
+    rows = [{"remote_id": remote_id, **member_row_values(m, now)} for remote_id, m in by_id.items()]
+    upserted: UpsertResult = upsert_members(rows, UPDATE_FIELDS)
+    result = PageResult(
+        created=len(upserted.created),
+        updated=len(upserted.updated),
+        unchanged=len(upserted.unchanged),
+    )
+    pks = [*upserted.created.values(), *upserted.updated.values()]
     if want_rows and pks:
         # Re-read so receivers see whole rows (plan, quota pointer included).
         result.written = [
-            (row, row.remote_id not in stored)
-            for row in Member.objects.filter(pk__in=list(pks.values())).order_by("pk")
+            RowWrite(row, upserted.outcome(row.remote_id))
+            for row in Member.objects.filter(pk__in=pks).order_by("pk")
         ]
     return result
 
@@ -304,8 +278,8 @@ def _walk_pages(
             save_progress(run)
         if seen is not None:
             seen.add_many(member.id for member in page.items)
-        for row, created in result.written:
-            signals.member_synced.send(sender=Member, member=row, created=created)
+        for write in result.written:
+            signals.member_synced.send(sender=Member, member=write.row, created=write.created)
         done += len(page.items)
         if progress is not None:
             progress(done, page.total)
