@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 
 from .. import sync
 from ..clients import RefreshNotSupported, RefreshTokenFailed, RemoteError
+from ..db_locks import DatabaseLocked, retry_if_locked
 from ..models import Member
 from ..services import events as event_service
 from ..services import identities as identity_service
@@ -67,7 +68,10 @@ def sync_from_pluginlab(modeladmin, request, queryset):
         )
     for member in queryset:
         try:
-            row = sync.sync_member(member.remote_id)
+            row = retry_if_locked(sync.sync_member)(member.remote_id)
+        except DatabaseLocked as exc:
+            modeladmin.message_user(request, f"{member}: sync not stored: {exc}", messages.ERROR)
+            continue
         except RemoteError as exc:
             modeladmin.message_user(
                 request, f"{member}: sync failed, nothing changed: {exc}", messages.ERROR
@@ -122,7 +126,9 @@ def refresh_identity_tokens(modeladmin, request, queryset):
         for identity in identities:
             label = f"{member} / {identity.get_provider_display()}"
             try:
-                identity_service.refresh_identity(identity)
+                retry_if_locked(identity_service.refresh_identity)(identity)
+            except DatabaseLocked as exc:
+                modeladmin.message_user(request, f"{label}: {exc}", messages.ERROR)
             except RefreshNotSupported:
                 modeladmin.message_user(
                     request,
