@@ -42,6 +42,7 @@ from .. import signals
 from ..clients import get_pluginlab_client
 from ..clients import types as remote
 from ..conf import pluginlab_settings
+from ..db_locks import retry_if_locked
 from ..models import Member, SyncRun
 from .member_upsert import upsert_members
 from .prefetch import prefetched
@@ -125,6 +126,7 @@ def needs_write(
 # One member ----------------------------------------------------------------
 
 
+@retry_if_locked  # SQLite: a concurrent writer took the lock (db_locks)
 def store_member(member: remote.Member) -> tuple[Member, bool]:
     """Upsert one remote member; return ``(row, created)``.
 
