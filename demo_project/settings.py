@@ -9,6 +9,7 @@ Everything comes from the environment (django-environ, with an optional
 
 from pathlib import Path
 
+import django
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -72,14 +73,18 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Concurrent writers (webhooks, Celery eager tasks, the admin) wait for
     # the lock instead of failing with "database is locked"; WAL lets readers
-    # proceed while one writes.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {
-            "timeout": 20,
-            "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        }
-    )
+    # proceed while one writes. transaction_mode and init_command exist from
+    # Django 5.1 (older versions pass OPTIONS to sqlite3.connect, which
+    # refuses them); there the app's own retries (pluginlab_django.db_locks)
+    # cover the write paths.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    if django.VERSION >= (5, 1):
+        DATABASES["default"]["OPTIONS"].update(
+            {
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            }
+        )
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 

@@ -11,7 +11,10 @@ Add to a view (or ``DEFAULT_AUTHENTICATION_CLASSES``)::
 ``request.auth`` is then the verified :class:`~pluginlab_django.tokens.TokenPayload`
 and ``request.user`` a :class:`PluginLabUser` — or, with
 ``PLUGINLAB["USER_RESOLVER"] = "pluginlab_django.authentication.get_or_create_user_by_email"``,
-a user of the site's own ``AUTH_USER_MODEL``.
+a user of the site's own ``AUTH_USER_MODEL`` (linked by verified email only:
+see :mod:`pluginlab_django.user_mapping`). Whatever the resolver,
+:func:`pluginlab_user` and :func:`pluginlab_member` give a view the member's
+uid, plan and mirrored row.
 
 Bad tokens are answered 401 with an RFC 6750 challenge that says which check
 failed; when PluginLab's keys cannot be fetched at all the answer is 503
@@ -20,10 +23,9 @@ failed; when PluginLab's keys cannot be fetched at all the answer is 503
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
@@ -39,6 +41,17 @@ from .tokens import (
     bearer_token,
     verify_token,
 )
+from .user_mapping import MemberUnavailable, UserNotLinked, get_or_create_user_by_email
+
+__all__ = [
+    "PluginLabTokenAuthentication",
+    "PluginLabUser",
+    "UserNotLinked",
+    "get_or_create_user_by_email",
+    "pluginlab_member",
+    "pluginlab_user",
+    "resolve_user",
+]
 
 #: The realm named in WWW-Authenticate challenges.
 REALM = "api"
@@ -124,50 +137,45 @@ class PluginLabUser:
         return hash(self.uid)
 
 
-def get_or_create_user_by_email(payload: TokenPayload):
-    """A ``USER_RESOLVER``: the site user with the token's email, created if new.
-
-    The email is matched case-insensitively. A new user gets an unusable
-    password (they sign in through PluginLab) and, where the model has them,
-    first and last names from the token.
-    """
-    email = payload.user.email
-    if not email:
-        raise InvalidToken("The token carries no email to find the user by.")
-    User = get_user_model()
-    manager = User._default_manager
-    email_field = User.get_email_field_name()
-    lookup = {f"{email_field}__iexact": email}
-    user = manager.filter(**lookup).order_by("pk").first()
-    if user is not None:
-        return user
-    fields: dict[str, Any] = {User.USERNAME_FIELD: email, email_field: email}
-    field_names = {f.name for f in User._meta.get_fields()}
-    if "first_name" in field_names and payload.user.given_name:
-        fields["first_name"] = payload.user.given_name[:150]
-    if "last_name" in field_names and payload.user.family_name:
-        fields["last_name"] = payload.user.family_name[:150]
-    try:
-        with transaction.atomic():
-            if hasattr(manager, "create_user"):
-                return manager.create_user(password=None, **fields)
-            user = User(**fields)
-            user.set_unusable_password()
-            user.save()
-            return user
-    except IntegrityError:  # created concurrently by another request
-        user = manager.filter(**lookup).order_by("pk").first()
-        if user is None:
-            raise
-        return user
-
-
 def resolve_user(payload: TokenPayload):
     """The user object for a verified token, per ``USER_RESOLVER``."""
     resolver = pluginlab_settings.USER_RESOLVER
     if resolver is None:
         return PluginLabUser(payload)
     return resolver(payload)
+
+
+def pluginlab_user(request: Any) -> PluginLabUser | None:
+    """The token's member as a light :class:`PluginLabUser`, whatever the resolver.
+
+    Works for DRF views (``request.auth``) and plain views under
+    ``@pluginlab_token_required`` (``request.pluginlab``): ``.uid``,
+    ``.plan_id``, ``.price_id``, ``.email`` and ``.member`` (the mirrored
+    :class:`~pluginlab_django.models.Member` or None), even when
+    ``request.user`` is a site user from ``USER_RESOLVER``. None without a
+    PluginLab token. Cached on the request.
+    """
+    cached = getattr(request, "_pluginlab_light_user", None)
+    if cached is not None:
+        return cached
+    payload = getattr(request, "pluginlab", None)
+    if not isinstance(payload, TokenPayload):
+        try:
+            payload = getattr(request, "auth", None)
+        except Exception:  # DRF re-raises authentication errors on access
+            return None
+    if not isinstance(payload, TokenPayload):
+        return None
+    user = PluginLabUser(payload)
+    with contextlib.suppress(AttributeError):  # an object refusing attributes
+        request._pluginlab_light_user = user
+    return user
+
+
+def pluginlab_member(request: Any) -> Member | None:
+    """The mirrored :class:`~pluginlab_django.models.Member` behind the request's token."""
+    user = pluginlab_user(request)
+    return user.member if user is not None else None
 
 
 class PluginLabTokenAuthentication(BaseAuthentication):
@@ -188,6 +196,8 @@ class PluginLabTokenAuthentication(BaseAuthentication):
         except InvalidToken as exc:
             setattr(request, _ERROR_ATTRIBUTE, exc.detail)
             raise exceptions.AuthenticationFailed(exc.detail, code=exc.code) from None
+        except MemberUnavailable as exc:
+            raise TokenVerificationUnavailable(exc.detail, wait=exc.retry_after) from None
         except SigningKeysUnavailable as exc:
             raise TokenVerificationUnavailable(wait=exc.retry_after) from None
         defer_plan_from_token(payload)

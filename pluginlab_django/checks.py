@@ -250,3 +250,26 @@ def check_identity_encryption_keys(
                 )
             )
     return found
+
+
+@register(Tags.urls, "pluginlab")
+def check_webhook_url_mounted(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Warn when ``pluginlab:webhook`` cannot be reversed: PluginLab's
+    deliveries would get 404s and the mirror would silently go stale."""
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        reverse("pluginlab:webhook")
+    except NoReverseMatch:
+        return [
+            Warning(
+                "The webhook receiver 'pluginlab:webhook' is not mounted: "
+                "webhook deliveries cannot arrive.",
+                hint='Add path("pluginlab/", include("pluginlab_django.urls")) to your '
+                "ROOT_URLCONF (any prefix works; point PluginLab's webhook at it).",
+                id="pluginlab.W020",
+            )
+        ]
+    except Exception:  # a broken URLconf is reported by Django's own URL checks
+        return []
+    return []

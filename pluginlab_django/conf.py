@@ -78,6 +78,9 @@ DEFAULTS: dict[str, Any] = {
     # "pluginlab_django.authentication.get_or_create_user_by_email" maps
     # tokens to the site's own user model.
     "USER_RESOLVER": None,
+    # get_or_create_user_by_email links a token to a staff or superuser
+    # account with the member's verified email only when this is True.
+    "LINK_STAFF_USERS_BY_EMAIL": False,
     # What IsWithinQuota does for a member with no QuotaSnapshot yet:
     # "allow" or "deny".
     "QUOTA_WHEN_NO_SNAPSHOT": "allow",

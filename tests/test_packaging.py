@@ -64,3 +64,20 @@ def test_wheel_builds_installs_and_imports(tmp_path):
     )
     assert imported.returncode == 0, imported.stderr
     assert str(target) in imported.stdout  # the installed copy, not the checkout
+
+
+@pytest.mark.slow
+def test_wheel_build_prints_no_package_would_be_ignored_warning(tmp_path):
+    """templates/ and static/ are data directories: setuptools must find them
+    (namespace discovery) instead of warning that they "would be ignored"."""
+    built = run(
+        sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path)
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    output = built.stdout + built.stderr
+    assert "would be ignored" not in output
+    assert "is absent from the `packages` configuration" not in output
+    names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
+    assert "pluginlab_django/static/pluginlab_django/admin.css" in names
+    assert "pluginlab_django/templates/admin/pluginlab_django/dashboard.html" in names
+    assert not any("__pycache__" in name for name in names)

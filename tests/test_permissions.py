@@ -127,6 +127,9 @@ def test_quota_with_site_users(sandbox, client, settings):
     }
     member_id = sandbox.member_ids()[5]
     member_with_quota(member_id, usage_count=1, usage_limit=10)
+    # The resolver links verified members only: mirror what PluginLab says.
+    email = sandbox.get_member(member_id)["email"]
+    Member.objects.filter(remote_id=member_id).update(is_verified=True, email=email)
     response = get(client, "auth-quota", sandbox.mint_token(member_id))
     assert response.status_code == 200
     assert response.json()["user_class"] == "User"

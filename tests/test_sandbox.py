@@ -844,6 +844,7 @@ ENV_KEYS = [
     "PLUGIPAY_KEY_ID",
     "PLUGIPAY_SECRET",
     "PLUGINLAB_DEMO_TOKEN",
+    "PLUGINLAB_FIELD_ENCRYPTION_KEYS",
 ]
 
 
@@ -897,7 +898,7 @@ def test_command_prints_the_settings_serves_them_and_stops_on_sigint():
 
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=15) == 0
-        assert lines.get(timeout=10) is None, "nothing printed after the 11 lines"
+        assert lines.get(timeout=10) is None, "nothing printed after the 12 lines"
     finally:
         if process.poll() is None:
             process.kill()

@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 
 from .. import sync
 from ..clients import RefreshNotSupported, RefreshTokenFailed, RemoteError
+from ..db_locks import DatabaseLocked, retry_if_locked
 from ..models import Member
 from ..services import events as event_service
 from ..services import identities as identity_service
@@ -67,7 +68,10 @@ def sync_from_pluginlab(modeladmin, request, queryset):
         )
     for member in queryset:
         try:
-            row = sync.sync_member(member.remote_id)
+            row = retry_if_locked(sync.sync_member)(member.remote_id)
+        except DatabaseLocked as exc:
+            modeladmin.message_user(request, f"{member}: sync not stored: {exc}", messages.ERROR)
+            continue
         except RemoteError as exc:
             modeladmin.message_user(
                 request, f"{member}: sync failed, nothing changed: {exc}", messages.ERROR
@@ -124,11 +128,13 @@ def refresh_identity_tokens(modeladmin, request, queryset):
             try:
                 # The service's single flight: a refresh racing get_access_token
                 # or the periodic task happens once.
-                identity_service.refresh_identity(identity)
+                retry_if_locked(identity_service.refresh_identity)(identity)
             except identity_service.IdentityNotFound:
                 modeladmin.message_user(
                     request, f"{label}: the identity was removed meanwhile.", messages.INFO
                 )
+            except DatabaseLocked as exc:
+                modeladmin.message_user(request, f"{label}: {exc}", messages.ERROR)
             except RefreshNotSupported:
                 modeladmin.message_user(
                     request,

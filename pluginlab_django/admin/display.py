@@ -1,6 +1,8 @@
-"""Small HTML fragments the admin pages share: usage bars, masked secrets."""
+"""Small HTML fragments the admin pages share: usage bars, masked secrets, datetimes."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from django.utils import timezone
 from django.utils.html import format_html
@@ -38,11 +40,22 @@ def mask_secret(value: str | None) -> str:
     return f"{value[:4]}…{value[-3:]}"
 
 
-def expiry(value) -> SafeString | str:
+def local_datetime(value: datetime | None) -> str:
+    """``YYYY-MM-DD HH:MM`` in the site's ``TIME_ZONE``, like Django's own columns.
+
+    Stored datetimes are UTC; ``strftime`` on them alone would show UTC
+    next to Django's localised "Last synced" column.
+    """
+    if value is None:
+        return "–"
+    if timezone.is_aware(value):
+        value = timezone.localtime(value)
+    return value.strftime("%Y-%m-%d %H:%M")
+
+
+def expiry(value: datetime | None) -> SafeString | str:
     if value is None:
         return "–"
     if value <= timezone.now():
-        return format_html(
-            '<span class="pl-expired">{} (expired)</span>', value.strftime("%Y-%m-%d %H:%M")
-        )
-    return value.strftime("%Y-%m-%d %H:%M")
+        return format_html('<span class="pl-expired">{} (expired)</span>', local_datetime(value))
+    return local_datetime(value)

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from ..models import Identity, Member
 from ..services import members as member_service
 from .actions import MEMBER_ACTIONS, log_deletions
-from .display import expiry, mask_secret, usage_bar
+from .display import expiry, local_datetime, mask_secret, usage_bar
 from .forms import MemberAddForm, MemberChangeForm, RemoteRefused
 from .pagination import EstimatedCountPaginator
 
@@ -204,7 +204,7 @@ class MemberAdmin(admin.ModelAdmin):
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
-                (s.taken_at.strftime("%Y-%m-%d %H:%M"), usage_bar(s), s.interval, s.reset_in_days)
+                (local_datetime(s.taken_at), usage_bar(s), s.interval, s.reset_in_days)
                 for s in snapshots
             ),
         )

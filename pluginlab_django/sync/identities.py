@@ -27,6 +27,7 @@ from django.utils import timezone
 from .. import signals
 from ..clients import get_pluginlab_client
 from ..clients import types as remote
+from ..db_locks import retry_if_locked
 from ..fields import current_fingerprint
 from ..models import Identity, Member, SyncRun
 from .per_member import MemberOutcome, run_per_member
@@ -130,6 +131,7 @@ def sync_identities(
     return run_per_member(SyncRun.Kind.IDENTITIES, member_ids, handle, progress)
 
 
+@retry_if_locked  # SQLite: a concurrent writer took the lock (db_locks)
 def store_identity(
     member: Member, identity: remote.Identity, *, refreshed: bool = False
 ) -> Identity:

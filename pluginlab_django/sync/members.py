@@ -38,6 +38,7 @@ from .. import signals
 from ..clients import get_pluginlab_client
 from ..clients import types as remote
 from ..conf import pluginlab_settings
+from ..db_locks import retry_if_locked
 from ..models import Member, SyncRun
 from .member_upsert import UpsertResult, upsert_members
 from .prefetch import prefetched
@@ -113,6 +114,7 @@ def member_row_values(member: remote.Member, now: datetime) -> dict[str, Any]:
 # One member ----------------------------------------------------------------
 
 
+@retry_if_locked  # SQLite: a concurrent writer took the lock (db_locks)
 def store_member(member: remote.Member) -> RowWrite[Member]:
     """Upsert one remote member (a page of one); return the row and outcome.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 
 from celery import shared_task
 
@@ -22,6 +23,8 @@ logger = logging.getLogger("pluginlab_django.webhooks")
 #: Retry delays grow as 30 s, 60 s, 120 s, ... capped at an hour, with jitter.
 RETRY_BASE_SECONDS = 30
 RETRY_MAX_SECONDS = 3600
+#: Immediate repeats of a delivery whose handler lost SQLite's write lock.
+LOCKED_RETRIES = 3
 
 
 class WebhookProcessingFailed(Exception):
@@ -42,6 +45,11 @@ def process_webhook_delivery(self, delivery_pk: int) -> str:
     admin's Reprocess action. After the last retry it stays ``failed`` too.
     """
     result = webhook_service.process_delivery(delivery_pk)
+    for _ in range(LOCKED_RETRIES):  # SQLite busy: try again now, briefly (db_locks)
+        if not (result.failed and "database is locked" in (result.error or "")):
+            break
+        time.sleep(random.uniform(0.05, 0.2))
+        result = webhook_service.process_delivery(delivery_pk)
     if result.failed and not self.request.is_eager:
         if self.request.retries >= self.max_retries:
             logger.error(

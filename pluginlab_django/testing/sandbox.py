@@ -16,6 +16,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from . import seeding, signing
+from .credentials import development_fernet_key
 from .faults import FaultPlan, Faults
 from .plugipay_api import PlugipayState
 from .server import SandboxHTTPServer
@@ -44,6 +45,7 @@ ENV_KEYS: tuple[str, ...] = (
     "PLUGIPAY_KEY_ID",
     "PLUGIPAY_SECRET",
     "PLUGINLAB_DEMO_TOKEN",
+    "PLUGINLAB_FIELD_ENCRYPTION_KEYS",
 )
 
 
@@ -139,7 +141,7 @@ class Sandbox:
         }
 
     def env(self) -> dict[str, str]:
-        """The 11 environment lines a site needs (the command prints these)."""
+        """The 12 environment lines a site needs (the command prints these)."""
         s = self.pluginlab_settings()
         ids = self.store.seeded_ids
         demo = (
@@ -161,6 +163,8 @@ class Sandbox:
             "PLUGIPAY_KEY_ID": s["PLUGIPAY_KEY_ID"],
             "PLUGIPAY_SECRET": s["PLUGIPAY_SECRET"],
             "PLUGINLAB_DEMO_TOKEN": demo,
+            # A development key (derived from the seed) for identity tokens at rest.
+            "PLUGINLAB_FIELD_ENCRYPTION_KEYS": development_fernet_key(self.seed),
         }
 
     # --- tokens and keys -----------------------------------------------

@@ -1,19 +1,36 @@
 """``manage.py pluginlab_sandbox``: run the sandbox and print the settings a site needs.
 
 It needs no PluginLab settings (it is what prints them), so system checks
-are skipped. The 11 ``KEY=value`` lines go to stdout, flushed, before
+are skipped. The 12 ``KEY=value`` lines go to stdout, flushed, before
 serving; SIGINT or SIGTERM stops it cleanly with exit status 0.
+
+Ids and secrets not given as options are derived from ``--seed``: a restart
+with the same seed prints the same values, so ``--env-file .env`` (which
+writes the lines into that file, replacing earlier ones and keeping every
+other line) is needed once, not at every start.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
+from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from pluginlab_django.testing import Sandbox
+from pluginlab_django.testing import ENV_KEYS, Sandbox
+from pluginlab_django.testing.credentials import derived_credentials
+
+#: Command option -> key of ``derived_credentials()`` used when the option is not given.
+OPTION_CREDENTIALS = {
+    "plugin_id": "plugin_id",
+    "secret": "admin_secret",
+    "webhook_secret": "webhook_secret",
+    "plugipay_key_id": "plugipay_key_id",
+    "plugipay_secret": "plugipay_secret",
+}
 
 
 class Command(BaseCommand):
@@ -32,8 +49,18 @@ class Command(BaseCommand):
         parser.add_argument("--plugipay-key-id", default=None)
         parser.add_argument("--plugipay-secret", default=None)
         parser.add_argument("--verbose", action="store_true", help="Log every request.")
+        parser.add_argument(
+            "--env-file",
+            default=None,
+            help="Also write the KEY=value lines into this file (e.g. .env), "
+            "replacing earlier ones and keeping its other lines.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        derived = derived_credentials(options["seed"])
+        for option, key in OPTION_CREDENTIALS.items():
+            if options[option] is None:
+                options[option] = derived[key]
         sandbox = Sandbox(
             members=options["members"],
             seed=options["seed"],
@@ -54,8 +81,11 @@ class Command(BaseCommand):
         }
         try:
             sandbox.start()
-            for key, value in sandbox.env().items():
-                self.stdout.write(f"{key}={value}")
+            lines = [f"{key}={value}" for key, value in sandbox.env().items()]
+            if options["env_file"]:
+                write_env_file(Path(options["env_file"]), lines)
+            for line in lines:
+                self.stdout.write(line)
             self.stdout.flush()
             while not stopping.wait(0.5):
                 pass
@@ -63,3 +93,21 @@ class Command(BaseCommand):
             sandbox.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+def write_env_file(path: Path, lines: list[str]) -> None:
+    """Put ``lines`` into ``path``: earlier sandbox lines replaced, others kept.
+
+    The file holds secrets, so a new one is created readable by its owner only.
+    """
+    try:
+        kept = [
+            line
+            for line in (path.read_text().splitlines() if path.exists() else [])
+            if line.split("=", 1)[0].strip() not in ENV_KEYS
+        ]
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write("\n".join([*kept, *lines]) + "\n")
+    except OSError as exc:
+        raise CommandError(f"Cannot write the env file {path}: {exc.strerror}.") from None
