@@ -1,6 +1,7 @@
 """The README's first two commands are the ones that exist and do the job."""
 
 import re
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -58,7 +59,10 @@ def manage_commands(text: str) -> list[list[str]]:
         line = line.split("#", 1)[0]
         match = re.search(r"manage\.py\s+(.*)", line)
         if match:
-            found.append(match.group(1).split())
+            try:  # quoted arguments ("billing (prod)") are one argument
+                found.append(shlex.split(match.group(1)))
+            except ValueError:
+                found.append(match.group(1).split())
     return found
 
 
