@@ -16,11 +16,9 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
-from django.core.signals import setting_changed
 from django.db import models
-from django.dispatch import receiver
 
-from .conf import pluginlab_settings
+from .conf import on_settings_change, pluginlab_settings
 
 
 def derived_key() -> bytes:
@@ -35,10 +33,7 @@ def get_fernet() -> MultiFernet:
     return MultiFernet([Fernet(k.encode() if isinstance(k, str) else k) for k in keys])
 
 
-@receiver(setting_changed)
-def _reset_fernet(*, setting: str, **kwargs: Any) -> None:
-    if setting in ("PLUGINLAB", "SECRET_KEY"):
-        get_fernet.cache_clear()
+on_settings_change(get_fernet.cache_clear, also=("SECRET_KEY",))
 
 
 class DecryptionFailed(Exception):

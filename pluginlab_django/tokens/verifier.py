@@ -16,10 +16,8 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 
-from ..conf import pluginlab_settings
+from ..conf import on_settings_change, pluginlab_settings
 from .keys import SigningKeyStore
 from .results import (
     ALGORITHM,
@@ -316,7 +314,4 @@ def bearer_token(authorization: str | None) -> str | None:
     return credentials
 
 
-@receiver(setting_changed)
-def _reset_on_settings_change(*, setting: str, **kwargs: Any) -> None:
-    if setting in ("PLUGINLAB", "CACHES"):
-        reset_verifier()
+on_settings_change(reset_verifier, also=("CACHES",))
