@@ -301,24 +301,32 @@ class PluginLabSettings:
 
     @property
     def pluginlab_configured(self) -> bool:
-        return bool(self.PLUGIN_ID and self.ADMIN_SECRET)
+        """PluginLab credentials are set and valid (never raises)."""
+        try:
+            return bool(self.PLUGIN_ID and self.ADMIN_SECRET)
+        except PluginLabImproperlyConfigured:
+            return False
 
     @property
     def plugipay_configured(self) -> bool:
-        return bool(self.PLUGIPAY_KEY_ID and self.PLUGIPAY_SECRET)
+        """Plugipay credentials are set and valid (never raises)."""
+        try:
+            return bool(self.PLUGIPAY_KEY_ID and self.PLUGIPAY_SECRET)
+        except PluginLabImproperlyConfigured:
+            return False
 
     def require_pluginlab(self) -> None:
-        """Raise a clear error unless PluginLab credentials are set."""
-        if not self.pluginlab_configured:
-            missing = [k for k in ("PLUGIN_ID", "ADMIN_SECRET") if not self.raw(k)]
-            raise PluginLabImproperlyConfigured(
-                f"PLUGINLAB[{missing[0]!r}] is not set: it is needed to call PluginLab "
-                "(run `manage.py check` for every missing setting)."
-            )
+        """Raise a clear error unless PluginLab credentials are set and valid."""
+        for key in ("PLUGIN_ID", "ADMIN_SECRET"):
+            if not getattr(self, key):
+                raise PluginLabImproperlyConfigured(
+                    f"PLUGINLAB[{key!r}] is not set: it is needed to call PluginLab "
+                    "(`manage.py check` lists every missing setting)."
+                )
 
     def require_plugipay(self) -> None:
-        """Raise a clear error unless Plugipay credentials are set."""
-        if not self.plugipay_configured:
+        """Raise a clear error unless Plugipay credentials are set and valid."""
+        if not (self.PLUGIPAY_KEY_ID and self.PLUGIPAY_SECRET):
             raise PluginLabImproperlyConfigured(
                 "PLUGINLAB['PLUGIPAY_KEY_ID'] and PLUGINLAB['PLUGIPAY_SECRET'] must be set "
                 "to manage Plugipay API keys."
