@@ -10,8 +10,9 @@ from __future__ import annotations
 import signal
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from pluginlab_django.testing import Sandbox
 
@@ -34,6 +35,7 @@ class Command(BaseCommand):
         parser.add_argument("--verbose", action="store_true", help="Log every request.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        validate_options(options)
         sandbox = Sandbox(
             members=options["members"],
             seed=options["seed"],
@@ -53,7 +55,13 @@ class Command(BaseCommand):
             for sig in (signal.SIGINT, signal.SIGTERM)
         }
         try:
-            sandbox.start()
+            try:
+                sandbox.start()
+            except OSError as exc:
+                raise CommandError(
+                    f"Cannot listen on {options['host']}:{options['port']}: {exc.strerror or exc}"
+                    " (choose another port with --port)."
+                ) from None
             for key, value in sandbox.env().items():
                 self.stdout.write(f"{key}={value}")
             self.stdout.flush()
@@ -63,3 +71,24 @@ class Command(BaseCommand):
             sandbox.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+def validate_options(options: dict[str, Any]) -> None:
+    """A CommandError with a sentence for each option that cannot work."""
+    port = options["port"]
+    if not 0 <= port <= 65535:
+        raise CommandError(f"--port must be from 0 to 65535 (0: any free port), not {port}.")
+    if options["members"] < 0:
+        raise CommandError(f"--members must be 0 or more, not {options['members']}.")
+    url = options["webhook_url"]
+    if url is not None:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 (raises ValueError for a bad port)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise CommandError(
+                f"--webhook-url must be an http(s) URL with a host "
+                f"(e.g. http://127.0.0.1:8000/pluginlab/webhook/), not {url!r}."
+            )
