@@ -75,15 +75,19 @@ def test_sync_view_stays_sync():
 
 
 @pytest.fixture
-def session_api(settings):
-    """The demo's REST settings: token authentication, then the session."""
-    settings.REST_FRAMEWORK = {
-        **settings.REST_FRAMEWORK,
-        "DEFAULT_AUTHENTICATION_CLASSES": [
-            "pluginlab_django.authentication.PluginLabTokenAuthentication",
-            "rest_framework.authentication.SessionAuthentication",
-        ],
-    }
+def session_api(monkeypatch):
+    """The demo's REST settings: token authentication, then the session. (DRF
+    reads DEFAULT_AUTHENTICATION_CLASSES when a view class is defined, so the
+    demo's views are given them directly.)"""
+    from rest_framework.authentication import SessionAuthentication
+
+    from demo_project.api import views
+    from pluginlab_django.authentication import PluginLabTokenAuthentication
+
+    for view in (views.MeView, views.PremiumView, views.UsageView):
+        monkeypatch.setattr(
+            view, "authentication_classes", [PluginLabTokenAuthentication, SessionAuthentication]
+        )
 
 
 @pytest.mark.parametrize("path", ["/api/me", "/api/premium"])
