@@ -2,37 +2,59 @@
 
 Errors (``pluginlab.E…``) stop a deploy that could not work; warnings
 (``pluginlab.W…``) flag settings that work but are unsafe or surprising.
+Values are checked by the validators of ``conf.VALIDATORS`` (the same ones
+that run on first use at run time), so this module only turns their
+verdicts into messages. One function per concern; add yours at the end.
+
+=========  ============================================================
+E000       ``settings.PLUGINLAB`` is not a dict
+E001/E002  ``PLUGIN_ID`` / ``ADMIN_SECRET`` missing
+E003       a URL whose scheme or shape is wrong
+E004       only one of ``PLUGIPAY_KEY_ID`` / ``PLUGIPAY_SECRET``
+E005       a value of the wrong type or out of range
+E006       ``CACHE_ALIAS`` not in ``settings.CACHES``
+E007       ``USER_RESOLVER`` cannot be imported
+E008       ``FIELD_ENCRYPTION_KEYS`` holds something that is not a Fernet key
+W001-W005  derived encryption key, live key in DEBUG, no Plugipay, no
+           webhook secret, unknown key
+=========  ============================================================
 """
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from .conf import DEFAULTS, SETTINGS_NAME, pluginlab_settings
 
-URL_SETTINGS = ("AUTH_URL", "CERT_URL", "MONETIZATION_URL", "EVENT_URL", "PLUGIPAY_BASE_URL")
+#: (smaller, larger) pairs that must be ordered.
+ORDERED_PAIRS = (
+    ("JWKS_CACHE_MIN_SECONDS", "JWKS_CACHE_MAX_SECONDS"),
+    ("JWKS_CACHE_MIN_SECONDS", "JWKS_CACHE_DEFAULT_SECONDS"),
+    ("JWKS_CACHE_DEFAULT_SECONDS", "JWKS_CACHE_MAX_SECONDS"),
+)
 
 
-def _is_http_url(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+def _user_settings() -> Any:
+    return getattr(settings, SETTINGS_NAME, None)
 
 
 @register(Tags.security, "pluginlab")
 def check_pluginlab_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    errors: list[CheckMessage] = []
-    user = getattr(settings, SETTINGS_NAME, None)
+    """Every value against its validator; unknown keys; ordered pairs."""
+    user = _user_settings()
     if user is not None and not isinstance(user, dict):
-        return [Error(f"settings.{SETTINGS_NAME} must be a dict.", id="pluginlab.E000")]
-    user = user or {}
-
-    for key in sorted(set(user) - set(DEFAULTS)):
+        return [
+            Error(
+                f"settings.{SETTINGS_NAME} must be a dict.",
+                hint=f"It is {type(user).__name__}: write PLUGINLAB = {{'PLUGIN_ID': ..., ...}}.",
+                id="pluginlab.E000",
+            )
+        ]
+    errors: list[CheckMessage] = []
+    for key in sorted(set(user or {}) - set(DEFAULTS)):
         errors.append(
             Warning(
                 f"Unknown key {key!r} in settings.{SETTINGS_NAME}.",
@@ -40,7 +62,41 @@ def check_pluginlab_settings(app_configs: Any = None, **kwargs: Any) -> list[Che
                 id="pluginlab.W005",
             )
         )
-    if not pluginlab_settings.PLUGIN_ID:
+    problems = pluginlab_settings.problems()
+    for problem in problems:
+        default = DEFAULTS.get(problem.key)
+        errors.append(
+            Error(
+                f"PLUGINLAB[{problem.key!r}] is invalid.",
+                hint=f"{problem.message} The default is {default!r}.",
+                id=problem.check_id,
+            )
+        )
+    bad = {problem.key for problem in problems}
+    for low, high in ORDERED_PAIRS:
+        if low in bad or high in bad:
+            continue
+        low_value, high_value = pluginlab_settings.raw(low), pluginlab_settings.raw(high)
+        if low_value > high_value:
+            errors.append(
+                Error(
+                    f"PLUGINLAB[{low!r}] is larger than PLUGINLAB[{high!r}].",
+                    hint=f"{low} is {low_value!r} and {high} is {high_value!r}: "
+                    f"expected {low} ≤ {high}.",
+                    id="pluginlab.E005",
+                )
+            )
+    return errors
+
+
+@register(Tags.security, "pluginlab")
+def check_pluginlab_credentials(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Credentials that are missing, half set, or unsafe."""
+    if not isinstance(_user_settings() or {}, dict):
+        return []  # E000 says it all
+    raw = pluginlab_settings.raw
+    errors: list[CheckMessage] = []
+    if not raw("PLUGIN_ID"):
         errors.append(
             Error(
                 "PLUGINLAB['PLUGIN_ID'] is not set.",
@@ -49,7 +105,7 @@ def check_pluginlab_settings(app_configs: Any = None, **kwargs: Any) -> list[Che
                 id="pluginlab.E001",
             )
         )
-    if not pluginlab_settings.ADMIN_SECRET:
+    if not raw("ADMIN_SECRET"):
         errors.append(
             Error(
                 "PLUGINLAB['ADMIN_SECRET'] is not set.",
@@ -58,18 +114,8 @@ def check_pluginlab_settings(app_configs: Any = None, **kwargs: Any) -> list[Che
                 id="pluginlab.E002",
             )
         )
-    for key in URL_SETTINGS:
-        value = getattr(pluginlab_settings, key)
-        if not _is_http_url(value):
-            errors.append(
-                Error(
-                    f"PLUGINLAB[{key!r}] is not an http(s) URL: {value!r}.",
-                    hint=f"The default is {DEFAULTS[key]!r}.",
-                    id="pluginlab.E003",
-                )
-            )
-    key_id = pluginlab_settings.PLUGIPAY_KEY_ID or ""
-    if key_id.startswith("pk_live_") and settings.DEBUG:
+    key_id = raw("PLUGIPAY_KEY_ID")
+    if isinstance(key_id, str) and key_id.startswith("pk_live_") and settings.DEBUG:
         errors.append(
             Warning(
                 "A live Plugipay key (pk_live_…) is configured while DEBUG is on.",
@@ -77,7 +123,7 @@ def check_pluginlab_settings(app_configs: Any = None, **kwargs: Any) -> list[Che
                 id="pluginlab.W002",
             )
         )
-    if bool(pluginlab_settings.PLUGIPAY_KEY_ID) != bool(pluginlab_settings.PLUGIPAY_SECRET):
+    if bool(raw("PLUGIPAY_KEY_ID")) != bool(raw("PLUGIPAY_SECRET")):
         errors.append(
             Error(
                 "Only one of PLUGINLAB['PLUGIPAY_KEY_ID'] and ['PLUGIPAY_SECRET'] is set.",
@@ -85,7 +131,7 @@ def check_pluginlab_settings(app_configs: Any = None, **kwargs: Any) -> list[Che
                 id="pluginlab.E004",
             )
         )
-    elif not pluginlab_settings.plugipay_configured:
+    elif not raw("PLUGIPAY_KEY_ID"):
         errors.append(
             Warning(
                 "Plugipay is not configured: API key management is disabled.",
@@ -94,7 +140,7 @@ def check_pluginlab_settings(app_configs: Any = None, **kwargs: Any) -> list[Che
                 id="pluginlab.W003",
             )
         )
-    if not pluginlab_settings.WEBHOOK_SECRET:
+    if not raw("WEBHOOK_SECRET"):
         errors.append(
             Warning(
                 "PLUGINLAB['WEBHOOK_SECRET'] is not set: every webhook will be refused.",
@@ -102,7 +148,7 @@ def check_pluginlab_settings(app_configs: Any = None, **kwargs: Any) -> list[Che
                 id="pluginlab.W004",
             )
         )
-    if not pluginlab_settings.FIELD_ENCRYPTION_KEYS:
+    if not raw("FIELD_ENCRYPTION_KEYS"):
         errors.append(
             Warning(
                 "Identity tokens are encrypted with a key derived from SECRET_KEY.",

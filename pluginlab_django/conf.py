@@ -1,4 +1,4 @@
-"""The one place where ``settings.PLUGINLAB`` is read.
+"""The one place where ``settings.PLUGINLAB`` is read, and validated.
 
 Like DRF's ``api_settings`` and simplejwt's ``api_settings``: every key has a
 documented default below, user values override them, and the object reloads
@@ -8,16 +8,44 @@ Nothing else in the app reads ``django.conf.settings`` for our keys::
     from pluginlab_django.conf import pluginlab_settings
 
     pluginlab_settings.PLUGIN_ID
+
+Every key has a validator in ``VALIDATORS`` (see ``conf_rules``): ``manage.py
+check`` reports each bad value (``pluginlab.E…``), and reading a bad value
+raises :class:`PluginLabImproperlyConfigured` (logged once), so a site served
+without ``check`` fails clearly instead of with a 500 somewhere deeper.
+
+Caches built from these settings subscribe with :func:`on_settings_change`
+instead of each listening to ``setting_changed`` themselves.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
+from rest_framework.exceptions import APIException
+
+from .setting_validators import (
+    SettingProblem,
+    Validator,
+    boolean,
+    cache_alias,
+    choice,
+    dotted_callable,
+    fernet_keys,
+    http_url,
+    integer,
+    number,
+    status_codes,
+    text,
+)
 
 SETTINGS_NAME = "PLUGINLAB"
 
@@ -132,32 +160,165 @@ DEFAULTS: dict[str, Any] = {
 IMPORT_STRINGS: frozenset[str] = frozenset({"USER_RESOLVER"})
 
 
+#: One validator per key (``setting_validators``): ``manage.py check`` reports
+#: every refused value and reading one raises PluginLabImproperlyConfigured.
+#: A key without an entry is not validated. New key, new line.
+VALIDATORS: dict[str, Validator] = {
+    "PLUGIN_ID": text(optional=True),
+    "ADMIN_SECRET": text(optional=True, secret=True),
+    "WEBHOOK_SECRET": text(optional=True, secret=True),
+    "AUTH_URL": http_url(
+        not_in_path=("/admin/",),
+        hint="the base, without /admin/… (e.g. 'https://auth.pluginlab.ai')",
+    ),
+    "CERT_URL": http_url(
+        needs_path=True, hint="the JWKS itself (e.g. 'https://auth.pluginlab.ai/admin/v1/cert')"
+    ),
+    "MONETIZATION_URL": http_url(
+        not_in_path=("/admin/",),
+        hint="the base, without /admin/… (e.g. 'https://monetization.pluginlab.ai/v1')",
+    ),
+    "EVENT_URL": http_url(
+        not_in_path=("/events/",),
+        hint="the base, without /events/… (e.g. 'https://event.pluginlab.ai')",
+    ),
+    "PLUGIPAY_BASE_URL": http_url(
+        not_in_path=("/api/v1/",), hint="the base, without /api/v1 (e.g. 'https://plugipay.com')"
+    ),
+    "PLUGIPAY_KEY_ID": text(optional=True),
+    "PLUGIPAY_SECRET": text(optional=True, secret=True),
+    "CONNECT_TIMEOUT": number(minimum=0, exclusive_minimum=True, unit="seconds"),
+    "READ_TIMEOUT": number(minimum=0, exclusive_minimum=True, unit="seconds"),
+    "RETRY_TOTAL": integer(minimum=0, maximum=20),
+    "RETRY_BACKOFF_FACTOR": number(minimum=0, unit="seconds"),
+    "RETRY_BACKOFF_MAX": number(minimum=0, unit="seconds"),
+    "RETRY_BACKOFF_JITTER": number(minimum=0, unit="seconds"),
+    "RETRY_STATUS_FORCELIST": status_codes(),
+    "POOL_MAXSIZE": integer(minimum=1),
+    "TOKEN_LEEWAY": integer(minimum=0, maximum=3600, unit="seconds"),
+    "TOKEN_AUDIENCE": text(optional=True),
+    "TOKEN_ISSUER": text(),
+    "JWKS_CACHE_MIN_SECONDS": integer(minimum=0, unit="seconds"),
+    "JWKS_CACHE_MAX_SECONDS": integer(minimum=1, unit="seconds"),
+    "JWKS_CACHE_DEFAULT_SECONDS": integer(minimum=0, unit="seconds"),
+    "JWKS_REFETCH_COOLDOWN_SECONDS": integer(minimum=0, unit="seconds"),
+    "TOKEN_CACHE_SIZE": integer(minimum=0),
+    "USER_RESOLVER": dotted_callable(),
+    "QUOTA_WHEN_NO_SNAPSHOT": choice("allow", "deny"),
+    "CACHE_ALIAS": cache_alias(),
+    "FIELD_ENCRYPTION_KEYS": fernet_keys(),
+    "WEBHOOK_TOLERANCE_SECONDS": integer(minimum=1, unit="seconds"),
+    "WEBHOOK_MAX_BODY_BYTES": integer(minimum=1, unit="bytes"),
+    "WEBHOOK_RETENTION_DAYS": integer(minimum=1, unit="days"),
+    "WEBHOOK_CLAIM_TIMEOUT_SECONDS": integer(minimum=1, unit="seconds"),
+    "SYNC_PAGE_SIZE": integer(minimum=1, maximum=100),
+    "SYNC_CHUNK_SIZE": integer(minimum=1),
+    "SYNC_LOCK_TIMEOUT": integer(minimum=1, unit="seconds"),
+    "DASHBOARD_CACHE_SECONDS": integer(minimum=0, unit="seconds"),
+    "PLUGIPAY_MODE": choice("test", "live", optional=True),
+    "LINK_STAFF_USERS_BY_EMAIL": boolean(),
+    "IDENTITY_REFRESH_WINDOW_SECONDS": integer(minimum=0, unit="seconds"),
+    "IDENTITY_REFRESH_LEASE_SECONDS": integer(minimum=1, maximum=3600, unit="seconds"),
+    "WEBHOOK_PROCESSING": choice("auto", "celery", "inline"),
+    "SYNC_HEARTBEAT_TIMEOUT": integer(minimum=1, unit="seconds"),
+}
+
+
+def check_value(key: str, value: Any) -> SettingProblem | None:
+    """The problem with ``value`` for ``key``, or None (also for keys with no validator)."""
+    validator = VALIDATORS.get(key)
+    if validator is None:
+        return None
+    try:
+        expected = validator(value)
+    except Exception as exc:  # a validator must never take the site down
+        expected = f"a value its validator accepts ({type(exc).__name__}: {exc})"
+    if expected is None:
+        return None
+    return SettingProblem(key, value, expected, validator.check_id, validator.secret)
+
+
+logger = logging.getLogger("pluginlab_django.conf")
+
+
+class PluginLabImproperlyConfigured(ImproperlyConfigured, APIException):
+    """A PLUGINLAB setting is missing or invalid at run time.
+
+    An :class:`~django.core.exceptions.ImproperlyConfigured` (its text names
+    the key, the value and what is expected) and, for DRF views, an
+    ``APIException`` answered 503 with a generic detail: API clients learn
+    that the site is misconfigured, never how.
+    """
+
+    status_code = 503
+    default_detail = "The service is misconfigured; the server log says which setting is wrong."
+    default_code = "pluginlab_misconfigured"
+
+    def __init__(self, message: str) -> None:
+        APIException.__init__(self)
+        self.message = message
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class PluginLabSettings:
     """Attribute access to ``settings.PLUGINLAB`` merged over ``DEFAULTS``.
 
     An unknown key in the user's dict is kept (so checks can report it) but
     reading an attribute that has no default raises ``AttributeError``.
+    Reading a value its validator refuses raises
+    :class:`PluginLabImproperlyConfigured` (and logs it once per key).
     """
 
     def __init__(self, defaults: dict[str, Any] | None = None) -> None:
         self.defaults = defaults or DEFAULTS
         self._cached: set[str] = set()
+        self._logged: set[str] = set()
 
     @property
     def user_settings(self) -> dict[str, Any]:
         if not hasattr(self, "_user_settings"):
-            self._user_settings = dict(getattr(settings, SETTINGS_NAME, None) or {})
+            value = getattr(settings, SETTINGS_NAME, None) or {}
+            self._user_settings = value if isinstance(value, dict) else {}
+            self._user_settings_valid = isinstance(value, dict)
         return self._user_settings
 
+    def raw(self, attr: str) -> Any:
+        """The configured (or default) value, neither validated nor imported."""
+        return self.user_settings.get(attr, self.defaults.get(attr))
+
     def __getattr__(self, attr: str) -> Any:
-        if attr not in self.defaults:
+        if attr.startswith("_") or attr not in self.defaults:
             raise AttributeError(f"Invalid PluginLab setting: {attr!r}")
-        value = self.user_settings.get(attr, self.defaults[attr])
+        user = self.user_settings
+        if not self._user_settings_valid:
+            self._fail(SETTINGS_NAME, f"settings.{SETTINGS_NAME} must be a dict.")
+        value = user.get(attr, self.defaults[attr])
+        problem = check_value(attr, value)
+        if problem is not None:
+            self._fail(attr, problem.message)
         if attr in IMPORT_STRINGS and isinstance(value, str):
             value = import_string(value)
         self._cached.add(attr)
         setattr(self, attr, value)
         return value
+
+    def _fail(self, key: str, message: str) -> None:
+        if key not in self._logged:
+            self._logged.add(key)
+            logger.error("ImproperlyConfigured: %s", message)
+        raise PluginLabImproperlyConfigured(message)
+
+    def problems(self) -> list[SettingProblem]:
+        """Every invalid value, in DEFAULTS order (checks and the doctor)."""
+        found = []
+        for key in self.defaults:
+            problem = check_value(key, self.raw(key))
+            if problem is not None:
+                found.append(problem)
+        return found
 
     # Derived values -----------------------------------------------------
 
@@ -168,23 +329,87 @@ class PluginLabSettings:
 
     @property
     def pluginlab_configured(self) -> bool:
-        return bool(self.PLUGIN_ID and self.ADMIN_SECRET)
+        """PluginLab credentials are set and valid (never raises)."""
+        try:
+            return bool(self.PLUGIN_ID and self.ADMIN_SECRET)
+        except PluginLabImproperlyConfigured:
+            return False
 
     @property
     def plugipay_configured(self) -> bool:
-        return bool(self.PLUGIPAY_KEY_ID and self.PLUGIPAY_SECRET)
+        """Plugipay credentials are set and valid (never raises)."""
+        try:
+            return bool(self.PLUGIPAY_KEY_ID and self.PLUGIPAY_SECRET)
+        except PluginLabImproperlyConfigured:
+            return False
+
+    def require_pluginlab(self) -> None:
+        """Raise a clear error unless PluginLab credentials are set and valid."""
+        for key in ("PLUGIN_ID", "ADMIN_SECRET"):
+            if not getattr(self, key):
+                raise PluginLabImproperlyConfigured(
+                    f"PLUGINLAB[{key!r}] is not set: it is needed to call PluginLab "
+                    "(`manage.py check` lists every missing setting)."
+                )
+
+    def require_plugipay(self) -> None:
+        """Raise a clear error unless Plugipay credentials are set and valid."""
+        if not (self.PLUGIPAY_KEY_ID and self.PLUGIPAY_SECRET):
+            raise PluginLabImproperlyConfigured(
+                "PLUGINLAB['PLUGIPAY_KEY_ID'] and PLUGINLAB['PLUGIPAY_SECRET'] must be set "
+                "to manage Plugipay API keys."
+            )
 
     def reload(self) -> None:
         for attr in self._cached:
             self.__dict__.pop(attr, None)
         self._cached.clear()
+        self._logged.clear()
         self.__dict__.pop("_user_settings", None)
 
 
 pluginlab_settings = PluginLabSettings(DEFAULTS)
 
 
+# --- One settings-change receiver ------------------------------------------
+
+_subscribers: list[tuple[Callable[[], None], frozenset[str]]] = []
+_subscribers_lock = threading.Lock()
+
+
+def on_settings_change(
+    callback: Callable[[], None], *, also: Iterable[str] = ()
+) -> Callable[[], None]:
+    """Call ``callback()`` after ``settings.PLUGINLAB`` (or a setting in
+    ``also``, e.g. ``"CACHES"``) changes, once ``pluginlab_settings`` has
+    reloaded. Usable as a decorator; returns ``callback``."""
+    names = frozenset({SETTINGS_NAME, *also})
+    with _subscribers_lock:
+        _subscribers.append((callback, names))
+    return callback
+
+
 @receiver(setting_changed)
-def _reload_pluginlab_settings(*, setting: str, **kwargs: Any) -> None:
+def _settings_changed(*, setting: str, **kwargs: Any) -> None:
     if setting == SETTINGS_NAME:
         pluginlab_settings.reload()
+    for callback, names in list(_subscribers):
+        if setting in names:
+            try:
+                callback()
+            except ImproperlyConfigured:
+                # The new settings are invalid: the next use reports it.
+                logger.debug("Settings-change callback %r skipped", callback, exc_info=True)
+
+
+__all__ = [
+    "DEFAULTS",
+    "IMPORT_STRINGS",
+    "SETTINGS_NAME",
+    "VALIDATORS",
+    "PluginLabImproperlyConfigured",
+    "PluginLabSettings",
+    "SettingProblem",
+    "on_settings_change",
+    "pluginlab_settings",
+]

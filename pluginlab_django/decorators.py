@@ -12,8 +12,13 @@ The view runs only with a valid token; ``request.pluginlab`` is then the
 the user ``USER_RESOLVER`` gives. Otherwise the answer is 401 JSON with an
 RFC 6750 challenge, or 503 JSON when PluginLab's keys cannot be fetched.
 
-The wrapped view is CSRF-exempt: it is reached with a bearer token the
-browser never attaches by itself, so there is no ambient credential to forge.
+The wrapped view is CSRF-exempt and exempt from Django 5.1's
+``LoginRequiredMiddleware``: it is reached with a bearer token the browser
+never attaches by itself, so there is no ambient credential to forge, and a
+session (or its absence) is irrelevant: a session user without a token gets
+401 like anyone else. An ``async def`` view stays async; the verification
+(which may fetch PluginLab's keys) runs in a worker thread, not on the event
+loop. Invalid PLUGINLAB settings give 503 JSON (and an error in the log).
 """
 
 from __future__ import annotations
@@ -22,13 +27,24 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from .authentication import TokenVerificationUnavailable, bearer_challenge, resolve_user
+from .conf import PluginLabImproperlyConfigured
 from .services.plans import defer_plan_from_token
 from .tokens import InvalidToken, SigningKeysUnavailable, bearer_token, verify_token
 
-View = Callable[..., HttpResponse]
+try:  # Django 5.1+
+    from django.contrib.auth.decorators import login_not_required
+except ImportError:  # pragma: no cover - older Django has no LoginRequiredMiddleware
+
+    def login_not_required(view_func: Any) -> Any:
+        view_func.login_required = False
+        return view_func
+
+
+View = Callable[..., Any]
 
 
 def _unauthorized(detail: str, *, invalid: bool) -> JsonResponse:
@@ -53,31 +69,56 @@ def _unavailable(retry_after: float) -> JsonResponse:
     return response
 
 
+def misconfigured_response(exc: PluginLabImproperlyConfigured) -> JsonResponse:
+    """503 JSON for invalid PLUGINLAB settings (the details are in the log, not here)."""
+    return JsonResponse({"detail": str(exc.detail), "code": exc.default_code}, status=503)
+
+
+def authenticate_request(request: HttpRequest) -> HttpResponse | None:
+    """Verify the request's bearer token and set ``request.pluginlab`` and
+    ``request.pluginlab_user``; the error response when it cannot be."""
+    try:
+        token = bearer_token(request.META.get("HTTP_AUTHORIZATION"))
+        if token is None:
+            return _unauthorized("Authentication credentials were not provided.", invalid=False)
+        payload = verify_token(token)
+        user = resolve_user(payload)
+        defer_plan_from_token(payload)
+    except InvalidToken as exc:
+        return _unauthorized(exc.detail, invalid=True)
+    except SigningKeysUnavailable as exc:
+        return _unavailable(exc.retry_after)
+    except PluginLabImproperlyConfigured as exc:
+        return misconfigured_response(exc)
+    request.pluginlab = payload  # type: ignore[attr-defined]
+    request.pluginlab_user = user  # type: ignore[attr-defined]
+    return None
+
+
 def pluginlab_token_required(view: View | None = None) -> Any:
     """Decorator (usable with or without parentheses) requiring a PluginLab token."""
 
     def decorator(view_func: View) -> View:
-        @wraps(view_func)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            try:
-                token = bearer_token(request.META.get("HTTP_AUTHORIZATION"))
-                if token is None:
-                    return _unauthorized(
-                        "Authentication credentials were not provided.", invalid=False
-                    )
-                payload = verify_token(token)
-                user = resolve_user(payload)
-            except InvalidToken as exc:
-                return _unauthorized(exc.detail, invalid=True)
-            except SigningKeysUnavailable as exc:
-                return _unavailable(exc.retry_after)
-            defer_plan_from_token(payload)
-            request.pluginlab = payload
-            request.pluginlab_user = user
-            return view_func(request, *args, **kwargs)
+        if iscoroutinefunction(view_func):
+
+            @wraps(view_func)
+            async def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+                refused = await sync_to_async(authenticate_request)(request)
+                if refused is not None:
+                    return refused
+                return await view_func(request, *args, **kwargs)
+
+        else:
+
+            @wraps(view_func)
+            def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+                refused = authenticate_request(request)
+                if refused is not None:
+                    return refused
+                return view_func(request, *args, **kwargs)
 
         wrapped.csrf_exempt = True  # type: ignore[attr-defined]
-        return wrapped
+        return login_not_required(wrapped)
 
     if view is not None:
         return decorator(view)

@@ -23,11 +23,9 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
-from django.core.signals import setting_changed
 from django.db import models
-from django.dispatch import receiver
 
-from .conf import pluginlab_settings
+from .conf import on_settings_change, pluginlab_settings
 
 logger = logging.getLogger("pluginlab_django.fields")
 
@@ -73,11 +71,8 @@ def current_fingerprint() -> str:
     return configured_fingerprints()[0]
 
 
-@receiver(setting_changed)
-def _reset_fernet(*, setting: str, **kwargs: Any) -> None:
-    if setting in ("PLUGINLAB", "SECRET_KEY"):
-        get_fernet.cache_clear()
-        configured_fingerprints.cache_clear()
+on_settings_change(get_fernet.cache_clear, also=("SECRET_KEY",))
+on_settings_change(configured_fingerprints.cache_clear, also=("SECRET_KEY",))
 
 
 class Undecryptable(str):

@@ -2,11 +2,15 @@
 
 ::
 
-    from pluginlab_django.permissions import HasPlan, IsWithinQuota
+    from pluginlab_django.permissions import HasPlan, IsPluginLabAuthenticated, IsWithinQuota
 
     class ExportView(APIView):
         authentication_classes = [PluginLabTokenAuthentication]
-        permission_classes = [HasPlan("plan_pro", "plan_team"), IsWithinQuota]
+        permission_classes = [
+            IsPluginLabAuthenticated,
+            HasPlan("plan_pro", "plan_team"),
+            IsWithinQuota,
+        ]
 
 Both read the verified token from ``request.auth``, so they work whatever
 ``USER_RESOLVER`` puts in ``request.user``. They compose with DRF's
@@ -15,11 +19,27 @@ Both read the verified token from ``request.auth``, so they work whatever
 
 from __future__ import annotations
 
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import BasePermission
 
 from .conf import pluginlab_settings
 from .models import Member, QuotaSnapshot
 from .tokens import TokenPayload
+
+
+class IsPluginLabAuthenticated(BasePermission):
+    """Like ``IsAuthenticated``, but only a verified PluginLab token counts.
+
+    A token view may also be reached with a site session (an admin's cookie
+    when ``SessionAuthentication`` is configured too): that user has no
+    token, no ``member`` and no plan, so the request is answered 401 (with
+    the Bearer challenge), exactly as if it carried no credentials.
+    """
+
+    def has_permission(self, request, view) -> bool:
+        if isinstance(request.auth, TokenPayload):
+            return True
+        raise NotAuthenticated()
 
 
 def HasPlan(*plan_ids: str) -> type[BasePermission]:

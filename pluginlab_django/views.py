@@ -27,7 +27,8 @@ from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_variables
 
-from .conf import pluginlab_settings
+from .conf import PluginLabImproperlyConfigured, pluginlab_settings
+from .decorators import misconfigured_response
 from .models import WebhookDelivery
 from .services import webhook_dispatch
 from .services.webhooks import store_delivery
@@ -58,6 +59,13 @@ class WebhookView(View):
     """POST-only receiver for PluginLab webhook deliveries (wire spec §1.6)."""
 
     http_method_names = ["post"]
+
+    def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        except PluginLabImproperlyConfigured as exc:
+            # 503: PluginLab keeps the delivery and retries it once fixed.
+            return misconfigured_response(exc)
 
     def get_secret(self) -> str | None:
         """The HMAC key; override to pick one per site or tenant."""

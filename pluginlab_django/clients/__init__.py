@@ -10,10 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
-from django.dispatch import receiver
-
+from ..conf import on_settings_change, pluginlab_settings
 from .exceptions import (
     PluginLabError,
     PluginLabUnavailable,
@@ -49,24 +46,13 @@ _clients: dict[str, Any] = {}
 
 def get_pluginlab_client() -> PluginLabClient:
     """The process's PluginLab client, built from settings on first use."""
-    from ..conf import pluginlab_settings
-
-    if not pluginlab_settings.pluginlab_configured:
-        raise ImproperlyConfigured(
-            "PLUGINLAB['PLUGIN_ID'] and PLUGINLAB['ADMIN_SECRET'] must be set to call PluginLab."
-        )
+    pluginlab_settings.require_pluginlab()
     return _shared("pluginlab", PluginLabClient.from_settings)
 
 
 def get_plugipay_client() -> PlugipayClient:
     """The process's Plugipay client, built from settings on first use."""
-    from ..conf import pluginlab_settings
-
-    if not pluginlab_settings.plugipay_configured:
-        raise ImproperlyConfigured(
-            "PLUGINLAB['PLUGIPAY_KEY_ID'] and PLUGINLAB['PLUGIPAY_SECRET'] must be set "
-            "to manage Plugipay API keys."
-        )
+    pluginlab_settings.require_plugipay()
     return _shared("plugipay", PlugipayClient.from_settings)
 
 
@@ -80,15 +66,10 @@ def _shared(name: str, build: Any) -> Any:
     return client
 
 
+@on_settings_change
 def reset_clients() -> None:
     """Forget the shared clients (they are rebuilt from settings on next use)."""
     with _lock:
         for client in _clients.values():
             client.transport.close()
         _clients.clear()
-
-
-@receiver(setting_changed)
-def _reset_on_settings_change(*, setting: str, **kwargs: Any) -> None:
-    if setting == "PLUGINLAB":
-        reset_clients()

@@ -16,10 +16,8 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 
-from ..conf import pluginlab_settings
+from ..conf import on_settings_change, pluginlab_settings
 from .exceptions import (
     BadSignature,
     DisallowedAlgorithm,
@@ -288,8 +286,9 @@ def reset_verifier() -> None:
         verifier, _verifier = _verifier, None
     if verifier is not None:
         verifier.keys.forget()
-    if verifier is None or verifier.keys.cert_url != pluginlab_settings.CERT_URL:
-        SigningKeyStore(pluginlab_settings.CERT_URL).forget()
+    cert_url = pluginlab_settings.raw("CERT_URL")  # not validated: a reset never fails
+    if isinstance(cert_url, str) and (verifier is None or verifier.keys.cert_url != cert_url):
+        SigningKeyStore(cert_url).forget()
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -314,7 +313,4 @@ def bearer_token(authorization: str | None) -> str | None:
     return credentials
 
 
-@receiver(setting_changed)
-def _reset_on_settings_change(*, setting: str, **kwargs: Any) -> None:
-    if setting in ("PLUGINLAB", "CACHES"):
-        reset_verifier()
+on_settings_change(reset_verifier, also=("CACHES",))

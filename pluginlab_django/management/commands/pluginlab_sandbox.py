@@ -17,6 +17,7 @@ import signal
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -57,6 +58,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        validate_options(options)
         derived = derived_credentials(options["seed"])
         for option, key in OPTION_CREDENTIALS.items():
             if options[option] is None:
@@ -80,7 +82,13 @@ class Command(BaseCommand):
             for sig in (signal.SIGINT, signal.SIGTERM)
         }
         try:
-            sandbox.start()
+            try:
+                sandbox.start()
+            except OSError as exc:
+                raise CommandError(
+                    f"Cannot listen on {options['host']}:{options['port']}: {exc.strerror or exc}"
+                    " (choose another port with --port)."
+                ) from None
             lines = [f"{key}={value}" for key, value in sandbox.env().items()]
             if options["env_file"]:
                 write_env_file(Path(options["env_file"]), lines)
@@ -111,3 +119,24 @@ def write_env_file(path: Path, lines: list[str]) -> None:
             handle.write("\n".join([*kept, *lines]) + "\n")
     except OSError as exc:
         raise CommandError(f"Cannot write the env file {path}: {exc.strerror}.") from None
+
+
+def validate_options(options: dict[str, Any]) -> None:
+    """A CommandError with a sentence for each option that cannot work."""
+    port = options["port"]
+    if not 0 <= port <= 65535:
+        raise CommandError(f"--port must be from 0 to 65535 (0: any free port), not {port}.")
+    if options["members"] < 0:
+        raise CommandError(f"--members must be 0 or more, not {options['members']}.")
+    url = options["webhook_url"]
+    if url is not None:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 (raises ValueError for a bad port)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise CommandError(
+                f"--webhook-url must be an http(s) URL with a host "
+                f"(e.g. http://127.0.0.1:8000/pluginlab/webhook/), not {url!r}."
+            )
