@@ -61,6 +61,7 @@ def store_identities(member: Member, identities: Mapping[str, remote.Identity]) 
     return rows
 
 
+@retry_if_locked  # SQLite: a concurrent writer took the lock (db_locks)
 def _store_identities(
     member: Member, identities: Mapping[str, remote.Identity]
 ) -> tuple[list[Identity], MemberOutcome]:
