@@ -105,6 +105,18 @@ DEFAULTS: dict[str, Any] = {
     # --- Admin ------------------------------------------------------------
     # Seconds the dashboard's aggregates are cached.
     "DASHBOARD_CACHE_SECONDS": 60,
+    # --- Usage metering (the CustomEvent outbox) ----------------------------
+    # An event claimed ("sending") longer ago than this was left by a sender
+    # that died mid-POST: it is reported (admin, dashboard, doctor), never
+    # resent automatically.
+    "EVENT_SENDING_STALE_SECONDS": 300,
+    # After a commit that recorded uses, the send task is enqueued with this
+    # delay (seconds); uses recorded meanwhile by the same process ride along
+    # with it instead of enqueuing one task each. Eager Celery: sent at once.
+    "EVENT_KICK_DELAY_SECONDS": 0.5,
+    # Threads one sender uses to POST events (each member's events stay in
+    # order on one thread). SQLite always uses 1.
+    "EVENT_SEND_CONCURRENCY": 4,
 }
 
 # Settings given as dotted paths and imported on access.

@@ -51,4 +51,9 @@ DEFAULT_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "pluginlab_django.tasks.webhooks.prune_webhook_deliveries",
         "schedule": 24 * HOUR,
     },
+    # Custom usage events still pending (PluginLab was down, a task was lost).
+    "pluginlab-send-pending-events": {
+        "task": "pluginlab_django.tasks.events.send_pending_events",
+        "schedule": 1 * MINUTE,
+    },
 }

@@ -4,5 +4,6 @@ A package so each domain keeps its own module; Celery's autodiscovery
 imports this package, which imports them all.
 """
 
+from .events import *  # noqa: F403
 from .sync import *  # noqa: F403
 from .webhooks import *  # noqa: F403
