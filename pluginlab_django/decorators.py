@@ -103,8 +103,8 @@ def metered(
     ``request.pluginlab``; used alone (or above it) it verifies the token
     itself first, with the same 401/503 answers. The use is a ``pending``
     outbox row written in the request's transaction, sent after commit (see
-    ``pluginlab_django.metering``). The event source is validated when the
-    view is defined.
+    ``pluginlab_django.metering``); ``request.pluginlab_quota`` is the
+    check. The event source is validated when the view is defined.
     """
     from . import metering
 
@@ -118,6 +118,7 @@ def metered(
             check = metering.check_quota(request.pluginlab.uid)
             if not check.allowed:
                 return JsonResponse({"detail": check.message, "code": check.code}, status=403)
+            request.pluginlab_quota = check
             response = view_func(request, *args, **kwargs)
             if metering.is_success(response.status_code):
                 metering.record_use(check, spec)

@@ -94,7 +94,9 @@ def MeteredQuota(
     wraps the view instance's ``finalize_response`` (DRF builds a new view
     instance per request, so nothing is shared). The use is recorded there,
     in the request's transaction, as a ``pending`` outbox row: no network
-    call in the request (see ``pluginlab_django.metering``).
+    call in the request (see ``pluginlab_django.metering``). The view finds
+    the check in ``request.pluginlab_quota`` (a ``metering.QuotaCheck``:
+    ``used`` before this call, ``limit``, ``remaining``).
 
     Put it in the list itself, not under ``|`` or ``~``: DRF may then skip
     evaluating it, and the call would not be counted. The event source is
@@ -115,6 +117,7 @@ def MeteredQuota(
             if not check.allowed:
                 self.message, self.code = check.message, check.code
                 return False
+            request.pluginlab_quota = check  # the view may show it: no second query
             _record_on_success(view, check, self.meter)
             return True
 
