@@ -23,7 +23,7 @@ CALLS_PER_THREAD = 10
 
 
 def test_concurrent_calls_never_exceed_the_limit_by_more_than_the_calls_in_flight(
-    sandbox, live_server, transactional_db
+    sandbox, live_server, transactional_db, celery_eager
 ):
     member_id = sandbox.member_ids()[0]
     member = sync.sync_member(member_id)

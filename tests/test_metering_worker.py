@@ -60,6 +60,7 @@ def worker(transactional_db, settings, sandbox, redis_url, tmp_path) -> Iterator
     client = Celery("pluginlab_test_client", broker=redis_url, set_as_current=False)
     conf = current_app.conf
     saved = (conf.broker_url, conf.task_always_eager)
+    _forget_broker_connections()  # made for the default broker by an earlier test
     conf.broker_url, conf.task_always_eager = redis_url, False
     try:
         _wait_until_ready(client, process, log_path)
@@ -67,11 +68,16 @@ def worker(transactional_db, settings, sandbox, redis_url, tmp_path) -> Iterator
         yield client
     finally:
         conf.broker_url, conf.task_always_eager = saved
-        current_app.pool.force_close_all()
-        current_app._pool = None  # the next user gets a fresh pool (default broker)
-        current_app.amqp._producer_pool = None
+        _forget_broker_connections()  # the next user gets fresh ones (default broker)
         _stop_worker(process)
         client.close()
+
+
+def _forget_broker_connections() -> None:
+    if current_app._pool is not None:
+        current_app._pool.force_close_all()
+    current_app._pool = None
+    current_app.amqp._producer_pool = None
 
 
 def wait_until(condition, worker, what: str) -> None:

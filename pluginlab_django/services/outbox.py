@@ -312,6 +312,12 @@ def sender_lock() -> Iterator[bool]:
 
 _next_kick = 0.0
 _kick_lock = threading.Lock()
+KICK_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.1,
+    "interval_max": 0.1,
+}
 
 
 def kick_sender() -> None:
@@ -321,7 +327,8 @@ def kick_sender() -> None:
     countdown of ``EVENT_KICK_DELAY_SECONDS``, at most once per that window
     per process: a use committed within the window is committed before that
     task starts, so it is sent with the others. A broker failure is logged,
-    never raised: the row is committed and the periodic task will send it.
+    never raised, and not retried within the window: the row is committed
+    and the periodic task will send it.
     """
     global _next_kick
     from ..tasks.events import send_pending_events
@@ -336,10 +343,10 @@ def kick_sender() -> None:
             return
         _next_kick = now + delay
     try:
-        send_pending_events.apply_async(countdown=delay)
+        # Fail fast: a request must not wait on a broker that is down (this
+        # process tries again after the window; the periodic task catches up).
+        send_pending_events.apply_async(countdown=delay, retry_policy=KICK_RETRY_POLICY)
     except Exception:
-        with _kick_lock:
-            _next_kick = 0.0
         logger.warning(
             "Could not queue the custom event sender; the periodic task will send the events",
             exc_info=True,
