@@ -15,13 +15,14 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from celery import Celery, current_app
+from celery import Celery
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from pluginlab_django import sync
 from pluginlab_django.clients import get_pluginlab_client
 from pluginlab_django.models import CustomEvent
+from pluginlab_django.services import events as event_service
 from pluginlab_django.services import outbox
 from pluginlab_django.services.events import outbox_health, record_usage
 from pluginlab_django.tasks import send_pending_events
@@ -43,9 +44,21 @@ EVENT_PATH = "/event/events/create-custom"
 DEADLINE_SECONDS = 120
 
 
+TASK = "pluginlab_django.tasks.events.send_pending_events"
+
+
 @pytest.fixture
-def worker(transactional_db, settings, sandbox, redis_url, tmp_path) -> Iterator[Celery]:  # noqa: F811
-    """A worker process on ``redis_url``; this process enqueues to it too."""
+def worker(
+    transactional_db,
+    settings,
+    sandbox,
+    redis_url,  # noqa: F811 - the fixture
+    tmp_path,
+    monkeypatch,
+) -> Iterator[Celery]:
+    """A worker process on ``redis_url``. The after-commit kick of recorded
+    uses enqueues the send task there through a client app, leaving this
+    process's default Celery app (eager, for the other tests) untouched."""
     if _in_memory_sqlite():
         pytest.skip("needs a database the worker process can see (a file or PostgreSQL)")
     env = {
@@ -58,32 +71,21 @@ def worker(transactional_db, settings, sandbox, redis_url, tmp_path) -> Iterator
     log_path = tmp_path / "worker.log"
     process = _start_worker(env, log_path)
     client = Celery("pluginlab_test_client", broker=redis_url, set_as_current=False)
-    conf = current_app.conf
-    saved = (conf.broker_url, conf.task_always_eager)
-    _forget_broker_connections()  # made for the default broker by an earlier test
-    conf.broker_url, conf.task_always_eager = redis_url, False
+    monkeypatch.setattr(event_service, "kick_sender", lambda: client.send_task(TASK, countdown=0.2))
     try:
         _wait_until_ready(client, process, log_path)
         client.process, client.log_path = process, log_path
         yield client
     finally:
-        conf.broker_url, conf.task_always_eager = saved
-        _forget_broker_connections()  # the next user gets fresh ones (default broker)
         _stop_worker(process)
         client.close()
 
 
-def _forget_broker_connections() -> None:
-    if current_app._pool is not None:
-        current_app._pool.force_close_all()
-    current_app._pool = None
-    current_app.amqp._producer_pool = None
-
-
-def wait_until(condition, worker, what: str) -> None:
+def wait_until(condition, worker, what: str, *, alive: bool = True) -> None:
     deadline = time.monotonic() + DEADLINE_SECONDS
     while not condition():
-        assert worker.process.poll() is None, worker.log_path.read_text()[-4000:]
+        if alive:
+            assert worker.process.poll() is None, worker.log_path.read_text()[-4000:]
         assert time.monotonic() < deadline, f"{what}:\n{worker.log_path.read_text()[-4000:]}"
         time.sleep(0.2)
 
@@ -115,7 +117,8 @@ def test_a_worker_killed_mid_send_leaves_the_event_sending_reported_not_resent(
     settings.PLUGINLAB = {**settings.PLUGINLAB, "EVENT_SENDING_STALE_SECONDS": 1}
     first, other = sandbox.member_ids()[:2]
     # The first POST to the event API hangs: the worker is killed inside it.
-    sandbox.set_faults(path_prefix="/event", latency_ms=15_000, count=1)
+    start = get_pluginlab_client().get_quota_usage(first).usage_count
+    sandbox.set_faults(path_prefix="/event", latency_ms=5_000, count=1)
     stuck = record_usage(first, "API")
     wait_until(
         lambda: (
@@ -127,6 +130,14 @@ def test_a_worker_killed_mid_send_leaves_the_event_sending_reported_not_resent(
     )
     os.killpg(worker.process.pid, signal.SIGKILL)
     worker.process.wait(10)
+    # The POST had reached PluginLab: it counts the event although nobody
+    # heard the answer — which is why a "sending" event is never resent.
+    wait_until(
+        lambda: get_pluginlab_client().get_quota_usage(first).usage_count == start + 1,
+        worker,
+        "the sandbox never finished the hung request",
+        alive=False,
+    )
 
     later = [record_usage(other, "API") for _ in range(3)]
     time.sleep(1.2)  # past EVENT_SENDING_STALE_SECONDS

@@ -6,7 +6,8 @@ row; this module sends them:
 
 * **One sender at a time.** ``send_pending`` first takes the sender lock (a
   PostgreSQL advisory lock, released by the server itself if the sender's
-  process dies; elsewhere a cache lock that expires). A second sender
+  process dies; elsewhere a lock in the ``CACHE_ALIAS`` cache that expires,
+  which spans processes only when that cache is shared). A second sender
   started meanwhile returns at once (``busy``): the running one goes on
   until nothing is pending, so nothing waits for long.
 * **Claimed before the POST.** Each event is switched ``pending`` →
