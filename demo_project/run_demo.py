@@ -201,6 +201,7 @@ export PLUGINLAB_DEMO_TOKEN={token}
 curl {auth} {base}/api/me
 curl {auth} {base}/api/premium
 curl -X POST {auth} {base}/api/usage
+curl {auth} {base}/api/report
 
 Press Ctrl-C to stop the site and the sandbox."""
         )

@@ -154,6 +154,18 @@ DEFAULTS: dict[str, Any] = {
     # --- Admin ------------------------------------------------------------
     # Seconds the dashboard's aggregates are cached.
     "DASHBOARD_CACHE_SECONDS": 60,
+    # --- Usage metering (the CustomEvent outbox) ----------------------------
+    # An event claimed ("sending") longer ago than this was left by a sender
+    # that died mid-POST: it is reported (admin, dashboard, doctor), never
+    # resent automatically.
+    "EVENT_SENDING_STALE_SECONDS": 300,
+    # After a commit that recorded uses, the send task is enqueued with this
+    # delay (seconds); uses recorded meanwhile by the same process ride along
+    # with it instead of enqueuing one task each. Eager Celery: sent at once.
+    "EVENT_KICK_DELAY_SECONDS": 0.5,
+    # Threads one sender uses to POST events (each member's events stay in
+    # order on one thread). SQLite always uses 1.
+    "EVENT_SEND_CONCURRENCY": 4,
 }
 
 # Settings given as dotted paths and imported on access.
@@ -221,6 +233,9 @@ VALIDATORS: dict[str, Validator] = {
     "IDENTITY_REFRESH_LEASE_SECONDS": integer(minimum=1, maximum=3600, unit="seconds"),
     "WEBHOOK_PROCESSING": choice("auto", "celery", "inline"),
     "SYNC_HEARTBEAT_TIMEOUT": integer(minimum=1, unit="seconds"),
+    "EVENT_SENDING_STALE_SECONDS": integer(minimum=1, unit="seconds"),
+    "EVENT_KICK_DELAY_SECONDS": number(minimum=0, unit="seconds"),
+    "EVENT_SEND_CONCURRENCY": integer(minimum=1, maximum=64),
 }
 
 

@@ -123,3 +123,57 @@ def pluginlab_token_required(view: View | None = None) -> Any:
     if view is not None:
         return decorator(view)
     return decorator
+
+
+def metered(
+    event_source: str = "WEB_UI",
+    is_in_quota: bool = True,
+    *,
+    country_code: str = "",
+    subdivision_code: str = "",
+) -> Callable[[View], View]:
+    """Meter a plain view: refuse a member out of quota (403 JSON, the
+    message of ``IsWithinQuota``) and record one use when the view answers
+    2xx (nothing for a 4xx/5xx or an exception)::
+
+        @pluginlab_token_required
+        @metered(event_source="WEB_UI")
+        def report(request): ...
+
+    It needs the token: below ``pluginlab_token_required`` it reads
+    ``request.pluginlab``; used alone (or above it) it verifies the token
+    itself first, with the same 401/503 answers. The use is a ``pending``
+    outbox row written in the request's transaction, sent after commit (see
+    ``pluginlab_django.metering``); ``request.pluginlab_quota`` is the
+    check. The event source is validated when the view is defined.
+    """
+    from . import metering
+
+    spec = metering.MeterSpec.build(
+        event_source, is_in_quota, country_code=country_code, subdivision_code=subdivision_code
+    )
+
+    def decorator(view_func: View) -> View:
+        @wraps(view_func)
+        def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            check = metering.check_quota(request.pluginlab.uid)
+            if not check.allowed:
+                return JsonResponse({"detail": check.message, "code": check.code}, status=403)
+            request.pluginlab_quota = check
+            response = view_func(request, *args, **kwargs)
+            if metering.is_success(response.status_code):
+                metering.record_use(check, spec)
+            return response
+
+        verified = pluginlab_token_required(checked)
+
+        @wraps(view_func)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if getattr(request, "pluginlab", None) is None:
+                return verified(request, *args, **kwargs)
+            return checked(request, *args, **kwargs)
+
+        wrapped.csrf_exempt = True  # type: ignore[attr-defined]
+        return wrapped
+
+    return decorator

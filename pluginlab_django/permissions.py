@@ -2,7 +2,12 @@
 
 ::
 
-    from pluginlab_django.permissions import HasPlan, IsPluginLabAuthenticated, IsWithinQuota
+    from pluginlab_django.permissions import (
+        HasPlan,
+        IsPluginLabAuthenticated,
+        IsWithinQuota,
+        MeteredQuota,
+    )
 
     class ExportView(APIView):
         authentication_classes = [PluginLabTokenAuthentication]
@@ -12,7 +17,10 @@
             IsWithinQuota,
         ]
 
-Both read the verified token from ``request.auth``, so they work whatever
+    class ReportView(APIView):  # checks quota and counts each successful call
+        permission_classes = [IsAuthenticated, MeteredQuota(event_source="API")]
+
+They read the verified token from ``request.auth``, so they work whatever
 ``USER_RESOLVER`` puts in ``request.user``. They compose with DRF's
 ``&``, ``|`` and ``~`` like any permission class.
 """
@@ -22,8 +30,8 @@ from __future__ import annotations
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import BasePermission
 
-from .conf import pluginlab_settings
-from .models import Member, QuotaSnapshot
+from . import metering
+from .models import QuotaSnapshot
 from .tokens import TokenPayload
 
 
@@ -66,36 +74,95 @@ def HasPlan(*plan_ids: str) -> type[BasePermission]:
 
 
 class IsWithinQuota(BasePermission):
-    """Grants access while the member's latest quota snapshot is not exhausted.
+    """Grants access while the member has quota left, counted fresh.
 
-    Snapshots are taken by the quota sync (``snapshot_quotas``), so this is as
-    current as that schedule; it makes one query per request (none when the
-    user is a :class:`~pluginlab_django.authentication.PluginLabUser` whose
-    ``member`` is already loaded). With no snapshot yet — or no mirrored
-    member — ``PLUGINLAB["QUOTA_WHEN_NO_SNAPSHOT"]`` decides: ``"allow"``
-    (the default) or ``"deny"``.
+    The latest quota snapshot's ``usageCount`` plus the uses recorded
+    locally since (``metering.check_quota``: pending and sending custom
+    events, and those sent after the snapshot), in one query per request. A
+    member PluginLab deleted is refused. With no snapshot yet — or no
+    mirrored member — ``PLUGINLAB["QUOTA_WHEN_NO_SNAPSHOT"]`` decides:
+    ``"allow"`` (the default) or ``"deny"``. It records nothing: use
+    :func:`MeteredQuota` to also count the call.
     """
 
-    message = "The quota of your plan is used up."
+    message = metering.QUOTA_EXCEEDED_MESSAGE
     code = "quota_exceeded"
 
     def has_permission(self, request, view) -> bool:
         payload = request.auth
         if not isinstance(payload, TokenPayload):
             return False
-        snapshot = self._latest_snapshot(request, payload)
-        if snapshot is None:
-            return pluginlab_settings.QUOTA_WHEN_NO_SNAPSHOT == "allow"
-        return is_within_quota(snapshot)
+        check = metering.check_quota(payload.uid)
+        if not check.allowed:
+            self.message, self.code = check.message, check.code
+        return check.allowed
 
-    @staticmethod
-    def _latest_snapshot(request, payload: TokenPayload) -> QuotaSnapshot | None:
-        member = getattr(request.user, "member", None)
-        if not isinstance(member, Member) or member.remote_id != payload.uid:
-            member = (
-                Member.objects.select_related("latest_quota").filter(remote_id=payload.uid).first()
-            )
-        return member.latest_quota if member is not None else None
+
+def MeteredQuota(
+    event_source: str = "API",
+    is_in_quota: bool = True,
+    *,
+    country_code: str = "",
+    subdivision_code: str = "",
+) -> type[BasePermission]:
+    """A permission class that checks quota like ``IsWithinQuota`` and counts
+    the call: one custom event recorded when the response is a 2xx, nothing
+    for a 4xx/5xx (or an exception)::
+
+        class ReportView(APIView):
+            permission_classes = [IsAuthenticated, MeteredQuota(event_source="API")]
+
+    Why a permission and not a mixin: it is declared where the quota rule
+    already lives (``permission_classes``), works on any ``APIView`` or
+    viewset without changing its bases or MRO, and composes with
+    ``IsAuthenticated`` and ``HasPlan`` in the list. To see the response, it
+    wraps the view instance's ``finalize_response`` (DRF builds a new view
+    instance per request, so nothing is shared). The use is recorded there,
+    in the request's transaction, as a ``pending`` outbox row: no network
+    call in the request (see ``pluginlab_django.metering``). The view finds
+    the check in ``request.pluginlab_quota`` (a ``metering.QuotaCheck``:
+    ``used`` before this call, ``limit``, ``remaining``).
+
+    Put it in the list itself, not under ``|`` or ``~``: DRF may then skip
+    evaluating it, and the call would not be counted. The event source is
+    validated here, so a bad one fails when the view is defined.
+    """
+    spec = metering.MeterSpec.build(
+        event_source, is_in_quota, country_code=country_code, subdivision_code=subdivision_code
+    )
+
+    class _MeteredQuota(IsWithinQuota):
+        meter = spec
+
+        def has_permission(self, request, view) -> bool:
+            payload = request.auth
+            if not isinstance(payload, TokenPayload):
+                return False
+            check = metering.check_quota(payload.uid)
+            if not check.allowed:
+                self.message, self.code = check.message, check.code
+                return False
+            request.pluginlab_quota = check  # the view may show it: no second query
+            _record_on_success(view, check, self.meter)
+            return True
+
+    _MeteredQuota.__name__ = _MeteredQuota.__qualname__ = f"MeteredQuota({spec.event_source!r})"
+    return _MeteredQuota
+
+
+def _record_on_success(view, check: metering.QuotaCheck, spec: metering.MeterSpec) -> None:
+    if getattr(view, "_pluginlab_metered", False):
+        return  # two MeteredQuota on one view still count one use
+    view._pluginlab_metered = True
+    finalize = view.finalize_response
+
+    def finalize_response(request, response, *args, **kwargs):
+        response = finalize(request, response, *args, **kwargs)
+        if metering.is_success(response.status_code):
+            view.pluginlab_usage_event = metering.record_use(check, spec)
+        return response
+
+    view.finalize_response = finalize_response
 
 
 def is_within_quota(snapshot: QuotaSnapshot) -> bool:

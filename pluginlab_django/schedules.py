@@ -62,6 +62,11 @@ DEFAULT_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "pluginlab_django.tasks.webhooks.sweep_webhook_deliveries",
         "schedule": 5 * MINUTE,
     },
+    # Custom usage events still pending (PluginLab was down, a task was lost).
+    "pluginlab-send-pending-events": {
+        "task": "pluginlab_django.tasks.events.send_pending_events",
+        "schedule": 1 * MINUTE,
+    },
 }
 
 #: Opt-in (not in DEFAULT_BEAT_SCHEDULE): refresh OAuth access tokens that

@@ -106,7 +106,22 @@ def test_demo_runs_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path):
         assert premium.status_code == 200, premium.text  # the demo token carries plan_pro
         usage = requests.post(f"{base}/api/usage", headers=auth, timeout=10)
         assert usage.status_code == 201, usage.text
-        assert usage.json()["status"] == "sent"
+        assert usage.json()["status"] == "pending"  # in the outbox; sent after commit
+        report = requests.get(f"{base}/api/report", headers=auth, timeout=10)
+        assert report.status_code == 200, report.text
+        assert report.json()["recent_uses"][0]["status"] == "sent"  # eager: already out
+        assert report.json()["quota"]["used"] == usage.json()["used_before_this_call"] + 1
+        assert "/api/report" in "".join(output)  # the banner's curl lines name it
+        # Regression: with PluginLab's event API down, POST /api/usage answered 502.
+        control = f"http://127.0.0.1:{sandbox_port}/_sandbox/faults"
+        down = {"path_prefix": "/event", "error_rate": 1.0, "error_status": 503}
+        assert requests.post(control, json=down, timeout=10).status_code == 200
+        usage = requests.post(f"{base}/api/usage", headers=auth, timeout=30)
+        assert usage.status_code == 201, usage.text
+        assert usage.json()["status"] == "pending"
+        assert requests.delete(control, timeout=10).status_code == 200
+        report = requests.get(f"{base}/api/report", headers=auth, timeout=10)
+        assert report.json()["recent_uses"][0]["status"] == "pending"  # waits for a sender
         assert requests.get(f"{base}/api/schema/", timeout=10).status_code == 200
         login = requests.get(f"{base}/admin/login/", timeout=10)
         assert login.status_code == 200 and "csrfmiddlewaretoken" in login.text

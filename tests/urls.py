@@ -8,4 +8,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("pluginlab/", include("pluginlab_django.urls")),
     path("auth/", include("tests.views")),  # token authentication tests
+    path("metering/", include("tests.metering_views")),  # usage metering tests
 ]

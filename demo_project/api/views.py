@@ -9,16 +9,15 @@ data of nobody. ``request.auth`` is the verified token.
 
 from __future__ import annotations
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from pluginlab_django.clients.exceptions import RemoteError
-from pluginlab_django.models import Member
-from pluginlab_django.permissions import HasPlan, IsPluginLabAuthenticated, IsWithinQuota
-from pluginlab_django.services.events import CustomEventInvalid, send_custom_event
+from pluginlab_django.models import CustomEvent, Member
+from pluginlab_django.permissions import HasPlan, IsPluginLabAuthenticated, MeteredQuota
 
 #: The plan the sandbox gives its demo token; a real site uses its own plan ids.
 PREMIUM_PLAN_ID = "plan_pro"
@@ -78,36 +77,61 @@ class PremiumView(APIView):
         return Response({"message": f"Welcome to the premium area, {request.auth.user.email}."})
 
 
-class UsageSerializer(serializers.Serializer):
-    event_source = serializers.CharField(max_length=10, default="DEMO_API")
-
-
 class UsageView(APIView):
-    """Record one use of the plugin outside ChatGPT: a custom event that
-    counts in the member's quota. Refused when the member is over quota."""
+    """Record one use of the plugin outside ChatGPT (``MeteredQuota``).
 
-    permission_classes = [IsPluginLabAuthenticated, IsWithinQuota]
+    Refused (403) when the member's quota is used up, counted fresh: the
+    latest snapshot plus the uses recorded since. On success one custom
+    event is written to the outbox, ``pending``, and sent to PluginLab after
+    the response's transaction commits — so this answers 201 even while
+    PluginLab is down; the event waits and goes out when it is back.
+    """
 
-    @extend_schema(request=UsageSerializer, responses={201: None})
+    permission_classes = [IsPluginLabAuthenticated, MeteredQuota(event_source="DEMO_API")]
+
+    @extend_schema(
+        request=None,
+        responses={201: inline_serializer("Usage", {"status": serializers.CharField()})},
+    )
     def post(self, request: Request) -> Response:
-        serializer = UsageSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        member = member_of(request)
-        try:
-            event = send_custom_event(
-                event_source=serializer.validated_data["event_source"],
-                member=member,
-                member_id=request.auth.uid,
-                is_in_quota=True,
-            )
-        except CustomEventInvalid as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        except RemoteError as exc:
-            return Response(
-                {"detail": f"PluginLab could not record the event: {exc}"},
-                status=status.HTTP_502_BAD_GATEWAY,
-            )
+        check = request.pluginlab_quota  # MeteredQuota's check, before this call
         return Response(
-            {"event_id": event.pk, "status": event.status, "event_source": event.event_source},
+            {
+                "status": "pending",
+                "event_source": "DEMO_API",
+                "member_id": request.auth.uid,
+                "used_before_this_call": check.used,
+                "usage_limit": check.limit,
+            },
             status=status.HTTP_201_CREATED,
+        )
+
+
+class ReportView(APIView):
+    """A small JSON report; each successful call counts one use (``MeteredQuota``)."""
+
+    permission_classes = [IsPluginLabAuthenticated, MeteredQuota(event_source="DEMO_RPT")]
+
+    @extend_schema(responses=inline_serializer("Report", {"member_id": serializers.CharField()}))
+    def get(self, request: Request) -> Response:
+        user = request.user
+        check = request.pluginlab_quota
+        recent = CustomEvent.objects.filter(member_remote_id=user.uid).order_by("-pk")[:5]
+        return Response(
+            {
+                "member_id": user.uid,
+                "plan_id": user.plan_id,
+                "generated_at": timezone.now(),
+                "quota": {
+                    "used": check.used,
+                    "limit": check.limit,
+                    "remaining": check.remaining,
+                    "unlimited": check.unlimited,
+                    "counted_from": check.code,
+                },
+                "recent_uses": [
+                    {"event_source": e.event_source, "status": e.status, "at": e.created_at}
+                    for e in recent
+                ],
+            }
         )

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from ..conf import pluginlab_settings
 from ..models import ApiKey, Dashboard, Member, SyncRun, WebhookDelivery
+from ..services.outbox import outbox_health
 from . import charts
 
 CACHE_KEY = "pluginlab:dashboard:v1"
@@ -104,6 +105,7 @@ def collect_figures() -> dict[str, Any]:
         "webhooks": list(
             WebhookDelivery.objects.values_list("status").annotate(n=Count("pk")).order_by("status")
         ),
+        "events": outbox_health().as_dict(),
         "generated_at": timezone.now(),
     }
 

@@ -1,8 +1,11 @@
-"""The log of custom events, and a standalone form to send one."""
+"""The custom event outbox: filter by status (stuck ones too), send what is
+pending now, resend what a dead sender left; and a form to send one event."""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -11,7 +14,35 @@ from django.utils.translation import gettext_lazy as _
 from ..clients import RemoteError
 from ..models import CustomEvent, Member
 from ..services import events as event_service
+from ..services import outbox
 from .forms import StandaloneCustomEventForm
+
+#: Actions that act on the whole outbox: allowed with no row selected.
+OUTBOX_ACTIONS = ("send_pending_now",)
+
+
+class StatusFilter(admin.SimpleListFilter):
+    """The statuses, plus "stuck": sending for longer than
+    ``EVENT_SENDING_STALE_SECONDS`` (left by a sender that died mid-send)."""
+
+    title = _("status")
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [
+            *CustomEvent.Status.choices,
+            ("stuck", _("Stuck sending (sender died)")),
+        ]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == "stuck":
+            return queryset.filter(
+                status=CustomEvent.Status.SENDING, claimed_at__lt=outbox.stale_before()
+            )
+        if value in CustomEvent.Status.values:
+            return queryset.filter(status=value)
+        return queryset
 
 
 @admin.register(CustomEvent)
@@ -23,9 +54,12 @@ class CustomEventAdmin(admin.ModelAdmin):
         "is_in_quota",
         "country_code",
         "status",
+        "attempts",
+        "sent_at",
         "sent_by",
     )
-    list_filter = ("status", "is_in_quota", "event_source")
+    list_filter = (StatusFilter, "is_in_quota", "event_source")
+    actions = ("send_pending_now", "resend_selected")
     search_fields = ("=member_remote_id", "event_source")
     list_select_related = ("sent_by",)
     date_hierarchy = "created_at"
@@ -40,10 +74,70 @@ class CustomEventAdmin(admin.ModelAdmin):
         "created_at",
         "status",
         "error",
+        "claimed_at",
+        "sent_at",
+        "attempts",
     )
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_send_permission(self, request) -> bool:
+        return request.user.has_perm("pluginlab_django.create_event")
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        """The outbox actions need no selection: they act on every pending event."""
+        if (
+            request.method == "POST"
+            and request.POST.get("action") in OUTBOX_ACTIONS
+            and not request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        ):
+            post = request.POST.copy()
+            post["select_across"] = "1"
+            post.setlist(helpers.ACTION_CHECKBOX_NAME, ["0"])
+            request.POST = post
+        return super().changelist_view(request, extra_context)
+
+    @admin.action(description=_("Send pending events now"), permissions=["send"])
+    def send_pending_now(self, request: HttpRequest, queryset) -> None:
+        """Sends every pending event (not only the selected rows), in order."""
+        try:
+            summary = outbox.send_pending()
+        except ImproperlyConfigured as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        if summary.busy:
+            self.message_user(
+                request,
+                "Another sender is running; it sends what is pending. "
+                f"{summary.still_pending} event(s) still pending.",
+                messages.WARNING,
+            )
+            return
+        text = (
+            f"Sent {summary.sent}, failed {summary.failed}, still pending {summary.still_pending}."
+        )
+        if summary.unavailable:
+            text += f" PluginLab is unavailable: {summary.unavailable}"
+        level = (
+            messages.SUCCESS
+            if not (summary.failed or summary.still_pending)
+            else (messages.WARNING)
+        )
+        self.message_user(request, text, level)
+
+    @admin.action(description=_("Resend selected events (sending or failed)"), permissions=["send"])
+    def resend_selected(self, request: HttpRequest, queryset) -> None:
+        """Back to pending, then sent: only for events you know PluginLab did
+        not record (a stuck 'sending' one may have been counted)."""
+        count = outbox.resend(queryset)
+        if not count:
+            self.message_user(
+                request, "None of the selected events is sending or failed.", messages.WARNING
+            )
+            return
+        self.message_user(request, f"{count} event(s) queued again.", messages.SUCCESS)
+        self.send_pending_now(request, queryset)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False

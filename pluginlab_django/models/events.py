@@ -7,9 +7,20 @@ from django.utils.translation import gettext_lazy as _
 
 
 class CustomEvent(models.Model):
-    """A local log of every custom event we sent to PluginLab, sent or not."""
+    """A custom usage event: the outbox row of a use to report to PluginLab.
+
+    Lifecycle: ``pending`` (written in the request's transaction, nothing
+    sent yet) → ``sending`` (claimed by one sender just before its POST) →
+    ``sent`` or ``failed`` (PluginLab refused it; ``error`` says why). A
+    sender that cannot reach PluginLab puts the event back to ``pending``. An
+    event found ``sending`` long after its claim was left by a sender that
+    died mid-POST: PluginLab may or may not have counted it, so it is never
+    resent automatically (see ``services.outbox``).
+    """
 
     class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENDING = "sending", _("Sending")
         SENT = "sent", _("Sent")
         FAILED = "failed", _("Failed")
 
@@ -34,14 +45,31 @@ class CustomEvent(models.Model):
         related_name="+",
     )
     created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
-    status = models.CharField(_("outcome"), max_length=8, choices=Status.choices)
+    status = models.CharField(
+        _("status"), max_length=8, choices=Status.choices, default=Status.PENDING
+    )
     error = models.TextField(_("error"), blank=True)
+    # When a sender claimed it (status "sending"); kept afterwards for the record.
+    claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
+    # When PluginLab acknowledged it: the quota check counts "sent" events
+    # acknowledged after the latest snapshot was taken.
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
 
     class Meta:
         verbose_name = _("custom event")
         verbose_name_plural = _("custom events")
         ordering = ("-created_at", "-id")
         permissions = [("create_event", "Can create a custom usage event")]
+        indexes = [
+            # The fresh quota count: one member's pending/sending events and
+            # those sent after a snapshot.
+            models.Index(
+                fields=["member_remote_id", "status", "sent_at"], name="pluginlab_event_quota"
+            ),
+            # The sender: pending events, oldest first.
+            models.Index(fields=["status", "id"], name="pluginlab_event_outbox"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_source} ({self.get_status_display()})"

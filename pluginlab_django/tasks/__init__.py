@@ -5,6 +5,7 @@ imports this package, which imports them all.
 """
 
 from .apikeys import *  # noqa: F403
+from .events import *  # noqa: F403
 from .identities import *  # noqa: F403
 from .sync import *  # noqa: F403
 from .webhooks import *  # noqa: F403
