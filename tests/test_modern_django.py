@@ -109,9 +109,14 @@ def test_session_user_on_the_decorator_view_gets_401(admin_client, sandbox):
     assert admin_client.get(reverse("auth-plain")).status_code == 401
 
 
-def test_demo_usage_without_admin_secret_answers_503(client, sandbox, settings):
+def test_demo_usage_without_admin_secret_keeps_the_event(client, sandbox, settings):
+    """Metered through the outbox: no remote call in the request, so no 500;
+    the event waits (pending) until the secret is configured."""
+    from pluginlab_django.models import CustomEvent
+
     settings.PLUGINLAB = {k: v for k, v in settings.PLUGINLAB.items() if k != "ADMIN_SECRET"}
     response = client.post(
         "/api/usage", {}, content_type="application/json", HTTP_AUTHORIZATION=bearer(sandbox)
     )
-    assert response.status_code == 503, response.content[:300]
+    assert response.status_code == 201, response.content[:300]
+    assert list(CustomEvent.objects.values_list("status", flat=True)) == ["pending"]
