@@ -89,13 +89,19 @@ class IsWithinQuota(BasePermission):
     code = "quota_exceeded"
 
     def has_permission(self, request, view) -> bool:
+        return self.allowed_quota(request) is not None
+
+    def allowed_quota(self, request) -> metering.QuotaCheck | None:
+        """The member's fresh quota check when the call may go ahead; None
+        (with ``message`` and ``code`` set for DRF's 403) when it may not."""
         payload = request.auth
         if not isinstance(payload, TokenPayload):
-            return False
+            return None
         check = metering.check_quota(payload.uid)
         if not check.allowed:
             self.message, self.code = check.message, check.code
-        return check.allowed
+            return None
+        return check
 
 
 def MeteredQuota(
@@ -135,12 +141,8 @@ def MeteredQuota(
         meter = spec
 
         def has_permission(self, request, view) -> bool:
-            payload = request.auth
-            if not isinstance(payload, TokenPayload):
-                return False
-            check = metering.check_quota(payload.uid)
-            if not check.allowed:
-                self.message, self.code = check.message, check.code
+            check = self.allowed_quota(request)
+            if check is None:
                 return False
             request.pluginlab_quota = check  # the view may show it: no second query
             _record_on_success(view, check, self.meter)
