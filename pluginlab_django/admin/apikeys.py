@@ -29,7 +29,7 @@ from .actions import confirmation_page, confirmed
 
 SECRET_TEMPLATE = "admin/pluginlab_django/apikey/secret.html"
 ADD_TEMPLATE = "admin/pluginlab_django/apikey/add_form.html"
-ROTATE_TEMPLATE = "admin/pluginlab_django/apikey/rotate_confirm.html"
+ROTATE_TEMPLATE = "admin/pluginlab_django/confirm_action.html"
 
 
 class ActiveFilter(admin.SimpleListFilter):
