@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -76,11 +76,8 @@ class Command(BaseCommand):
             plugipay_secret=options["plugipay_secret"],
             verbose=options["verbose"],
         )
-        stopping = threading.Event()
-        previous = {
-            sig: signal.signal(sig, lambda *_: stopping.set())
-            for sig in (signal.SIGINT, signal.SIGTERM)
-        }
+        stop = StopRequest()
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             try:
                 sandbox.start()
@@ -95,12 +92,34 @@ class Command(BaseCommand):
             for line in lines:
                 self.stdout.write(line)
             self.stdout.flush()
-            while not stopping.wait(0.5):
-                pass
+            stop.wait()
         finally:
             sandbox.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+class StopRequest:
+    """The SIGINT/SIGTERM handler of the command, and the wait for it.
+
+    The handler only sets an attribute. It must take no lock: Python runs
+    it in the main thread between two bytecodes, possibly while that thread
+    holds the very lock the handler would need (``threading.Event.set()``
+    from a handler deadlocks when the signal lands inside ``Event.wait()``,
+    which is how a SIGTERM once left the sandbox running for good). A signal
+    interrupts ``time.sleep``, so the wait notices it within ``interval``.
+    """
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.signum = signum
+
+    def wait(self) -> None:
+        while self.signum is None:
+            time.sleep(self.interval)
 
 
 def write_env_file(path: Path, lines: list[str]) -> None:
