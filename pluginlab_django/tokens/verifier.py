@@ -18,6 +18,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from ..conf import on_settings_change, pluginlab_settings
+from .common_case import verify_common_case
 from .exceptions import (
     BadSignature,
     DisallowedAlgorithm,
@@ -189,7 +190,16 @@ class TokenVerifier:
             return self._claims_to_payload(self._decode(token, untried))
 
     def _decode(self, token: str, keys: tuple[RSAPublicKey, ...]) -> dict[str, Any]:
+        """The claims, from the first key whose signature checks.
+
+        A plainly valid token is accepted by ``verify_common_case``; anything
+        else goes to PyJWT, which decides and names the error."""
         for key in keys:
+            claims = verify_common_case(
+                token, key, audience=self.audience, issuer=self.issuer, leeway=self.leeway
+            )
+            if claims is not None:
+                return claims
             try:
                 return self._jwt.decode(
                     token,
