@@ -1,7 +1,7 @@
 """Re-encrypting stored identity tokens under the first configured key.
 
 ``manage.py pluginlab_reencrypt`` is the adapter; the work is here so a
-deploy script or a task can call it too. Rotation is ``MultiFernet.rotate``
+deploy script or a task can call it too. Rotation is ``FieldCipher.rotate``
 on the stored ciphertext (no plaintext leaves this function), in batches of
 rows ordered by primary key, one transaction per batch:
 
