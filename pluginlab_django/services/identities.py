@@ -41,6 +41,7 @@ from ..clients import (
     get_pluginlab_client,
 )
 from ..conf import pluginlab_settings
+from ..direct_reads import fetch_one
 from ..models import Identity, Member
 from ..models.identities import Provider
 
@@ -252,9 +253,7 @@ def _stored_token(
     conn = connections[router.db_for_read(Identity)]
     horizon = timezone.now() + timedelta(seconds=min_valid_seconds)
     params = [conn.ops.adapt_datetimefield_value(horizon), who, provider]
-    with conn.cursor() as cursor:
-        cursor.execute(_fast_sql(conn, by_remote_id), params)
-        row = cursor.fetchone()
+    row = fetch_one(conn, _fast_sql(conn, by_remote_id), params)
     if row is None:
         return None
     pk, ciphertext, valid = row
