@@ -2,16 +2,22 @@
 
 ``WEBHOOK_PROCESSING`` chooses:
 
-- ``"celery"``: the receiver queues ``process_webhook_delivery`` once the
-  request's transaction has committed;
+- ``"celery"``: once the request's transaction has committed, the receiver
+  makes sure a *drain* runs soon (``process_received_webhooks``): a task
+  that processes every ``received`` delivery, oldest first, until none is
+  left. One drain is queued per ``DRAIN_KICK_SECONDS`` per process, with
+  that countdown, so a burst of deliveries costs the broker and the worker
+  one task, not one each (a delivery committed within the window is
+  committed before the drain starts, so the drain sees it). With eager
+  tasks (no broker) each delivery's task runs at once, as before;
 - ``"inline"``: the receiver processes the delivery itself, once the
   request's transaction has committed (sites without a Celery app);
 - ``"auto"`` (default): ``"celery"`` when a Celery app with a broker (or
   eager tasks) is configured, else ``"inline"`` — so a site with no Celery
   yet still has its mirror updated.
 
-A delivery whose task could not be queued (the broker was down) keeps
-``queued_at`` empty and stays ``received``: the sweeper
+A delivery whose drain could not be queued (the broker was down) gets
+``queued_at`` emptied and stays ``received``: the sweeper
 (``sweep_stuck_deliveries``, a periodic task in the default beat schedule)
 and ``manage.py pluginlab_webhooks reprocess`` pick it up, as they pick up a
 delivery whose queued task or claimed run was lost (older than
@@ -22,6 +28,8 @@ every extra queueing harmless: a delivery is processed once.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -44,6 +52,8 @@ __all__ = [
     "celery_broker_configured",
     "dispatch",
     "dispatch_on_commit",
+    "drain_received",
+    "kick_drain",
     "processing_mode",
     "reprocess_deliveries",
     "stuck_deliveries",
@@ -63,6 +73,13 @@ PROCESSING_CHOICES = (AUTO, CELERY, INLINE)
 UNQUEUED_GRACE_SECONDS = 60
 #: Deliveries re-queued per sweep; the next sweep takes the rest.
 SWEEP_BATCH = 1000
+#: At most one drain queued per this many seconds per process, with this countdown.
+DRAIN_KICK_SECONDS = 0.1
+#: Deliveries a drain reads per query.
+DRAIN_BATCH = 200
+#: A drain that has run this long queues its successor and returns (so a
+#: worker's time limits and warm shutdowns never cut a long one short).
+DRAIN_BUDGET_SECONDS = 60.0
 
 
 def celery_broker_configured(app: Any = None) -> bool:
@@ -86,9 +103,13 @@ def processing_mode() -> str:
 
 
 def dispatch_on_commit(pk: int, *, mode: str | None = None) -> None:
-    """Process (or queue) a delivery once the current transaction commits."""
+    """Process a new delivery, or have a drain run soon, once the current
+    transaction commits."""
     mode = mode or processing_mode()
-    transaction.on_commit(lambda: dispatch([pk], mode=mode))
+    if mode == CELERY:
+        transaction.on_commit(lambda: kick_drain([pk]))
+    else:
+        transaction.on_commit(lambda: dispatch([pk], mode=mode))
 
 
 def dispatch(pks: Iterable[int], *, mode: str | None = None) -> int:
@@ -135,6 +156,105 @@ def _queue(pks: list[int]) -> int:
     if unqueued:
         WebhookDelivery.objects.filter(pk__in=unqueued).update(queued_at=None)
     return len(queued)
+
+
+# The drain -----------------------------------------------------------------
+
+_next_kick = 0.0
+_kick_lock = threading.Lock()
+_clock = time.monotonic  # the window's clock (tests hold it still)
+
+
+def kick_drain(pks: list[int]) -> None:
+    """Make sure a drain runs soon for the deliveries ``pks`` just stored.
+
+    Never raises: when the drain cannot be queued, every delivery that was
+    counting on it (``pks`` and those stored in this process since the
+    failed attempt began) gets ``queued_at`` emptied for the sweeper, and
+    the next delivery tries the broker again.
+    """
+    global _next_kick
+    from ..tasks.webhooks import process_received_webhooks
+
+    if process_received_webhooks.app.conf.task_always_eager:
+        _queue(pks)  # runs each delivery's task now, as without a broker
+        return
+    started = timezone.now()
+    now = _clock()
+    with _kick_lock:
+        if now < _next_kick:
+            return  # a drain queued within the window starts after it
+        _next_kick = now + DRAIN_KICK_SECONDS
+    try:
+        process_received_webhooks.apply_async(countdown=DRAIN_KICK_SECONDS, retry=False)
+    except Exception as exc:
+        with _kick_lock:
+            _next_kick = 0.0
+        WebhookDelivery.objects.filter(
+            Q(pk__in=pks) | Q(queued_at__gte=started), status=Status.RECEIVED
+        ).update(queued_at=None)
+        logger.error(
+            "Could not queue the webhook drain (%s: %s); deliveries stay 'received' for "
+            "the sweeper or `pluginlab_webhooks reprocess`",
+            type(exc).__name__,
+            exc,
+        )
+
+
+def drain_received(
+    *,
+    batch: int = DRAIN_BATCH,
+    budget_seconds: float = DRAIN_BUDGET_SECONDS,
+    process: Any = None,
+) -> Counter[str]:
+    """Process ``received`` deliveries, oldest first, until none is left.
+
+    Each is claimed as usual, so drains running at once (one per web process
+    kicked it) and the per-delivery tasks never process one twice.
+    ``process(pk)`` (default ``process_delivery``) returns its
+    ``ProcessResult``; a failed delivery is handed to the per-delivery task,
+    whose retries back off. Past ``budget_seconds`` the drain queues its
+    successor and returns. Returns the outcomes counted.
+    """
+    from ..tasks.webhooks import process_received_webhooks, process_webhook_delivery
+
+    process = process or webhook_service.process_delivery
+    deadline = time.monotonic() + budget_seconds
+    outcomes: Counter[str] = Counter()
+    after = 0
+    while True:
+        pks = list(
+            WebhookDelivery.objects.filter(status=Status.RECEIVED, pk__gt=after)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:batch]
+        )
+        if not pks:
+            return outcomes
+        after = pks[-1]
+        for pk in pks:
+            result = process(pk)
+            outcomes[str(result.outcome)] += 1
+            if result.failed:
+                _queue_retry(process_webhook_delivery, pk)
+        if time.monotonic() > deadline:
+            try:
+                process_received_webhooks.apply_async(retry=False)
+            except Exception:
+                logger.exception("Could not queue the next webhook drain; the sweeper will")
+            return outcomes
+
+
+def _queue_retry(task: Any, pk: int) -> None:
+    from ..tasks.webhooks import retry_countdown
+
+    try:
+        task.apply_async((pk,), countdown=retry_countdown(0), retry=False)
+    except Exception:
+        logger.exception(
+            "Could not queue a retry of webhook delivery pk=%s; it stays 'failed' for "
+            "`pluginlab_webhooks reprocess`",
+            pk,
+        )
 
 
 # The sweeper ---------------------------------------------------------------

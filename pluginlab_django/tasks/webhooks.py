@@ -16,7 +16,12 @@ from celery import shared_task
 from ..services import webhook_dispatch
 from ..services import webhooks as webhook_service
 
-__all__ = ["process_webhook_delivery", "prune_webhook_deliveries", "sweep_webhook_deliveries"]
+__all__ = [
+    "process_received_webhooks",
+    "process_webhook_delivery",
+    "prune_webhook_deliveries",
+    "sweep_webhook_deliveries",
+]
 
 logger = logging.getLogger("pluginlab_django.webhooks")
 
@@ -44,12 +49,7 @@ def process_webhook_delivery(self, delivery_pk: int) -> str:
     (it would only repeat at once): the delivery stays ``failed`` for the
     admin's Reprocess action. After the last retry it stays ``failed`` too.
     """
-    result = webhook_service.process_delivery(delivery_pk)
-    for _ in range(LOCKED_RETRIES):  # SQLite busy: try again now, briefly (db_locks)
-        if not (result.failed and "database is locked" in (result.error or "")):
-            break
-        time.sleep(random.uniform(0.05, 0.2))
-        result = webhook_service.process_delivery(delivery_pk)
+    result = process_retrying_locked(delivery_pk)
     if result.failed and not self.request.is_eager:
         if self.request.retries >= self.max_retries:
             logger.error(
@@ -63,6 +63,26 @@ def process_webhook_delivery(self, delivery_pk: int) -> str:
             countdown=retry_countdown(self.request.retries),
         )
     return result.outcome
+
+
+def process_retrying_locked(delivery_pk: int) -> webhook_service.ProcessResult:
+    """``process_delivery``, repeated at once a few times while SQLite's
+    write lock was busy (see ``db_locks``)."""
+    result = webhook_service.process_delivery(delivery_pk)
+    for _ in range(LOCKED_RETRIES):
+        if not (result.failed and "database is locked" in (result.error or "")):
+            break
+        time.sleep(random.uniform(0.05, 0.2))
+        result = webhook_service.process_delivery(delivery_pk)
+    return result
+
+
+@shared_task(ignore_result=True)
+def process_received_webhooks() -> dict[str, int]:
+    """Process every ``received`` delivery, oldest first (the receiver's
+    drain, see ``services.webhook_dispatch``); a failed one is retried by
+    ``process_webhook_delivery`` with backoff."""
+    return dict(webhook_dispatch.drain_received(process=process_retrying_locked))
 
 
 @shared_task(ignore_result=True)
