@@ -17,15 +17,25 @@ differ in what may be repeated:
 
 So a POST without an idempotency key (create member, refresh, custom event)
 is never sent twice once it may have reached the server.
+
+The environment's proxy settings (``HTTPS_PROXY``, ``NO_PROXY``...) and CA
+bundle (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``) are honoured as
+``requests`` honours them, but read once (per host for proxies) rather than
+on every request: ``requests`` walks the whole environment for each call,
+which was most of the CPU a custom event cost to send. A change to those
+variables takes effect in a new process.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -130,9 +140,14 @@ class Transport:
         self.options = options or TransportOptions()
         self._safe = self._session(SAFE_METHODS)
         self._idempotent = self._session(SAFE_METHODS | {"POST"})
+        self._proxies: dict[tuple[str, str], dict[str, str]] = {}
+        self._proxies_lock = threading.Lock()
 
     def _session(self, methods: frozenset[str]) -> requests.Session:
         session = requests.Session()
+        # The environment is read here and in proxies_for(), once (module doc).
+        session.trust_env = False
+        session.verify = _ca_bundle_from_environment()
         adapter = HTTPAdapter(
             max_retries=self.options.retry(methods),
             pool_connections=4,
@@ -169,6 +184,7 @@ class Transport:
                 data=data,
                 timeout=(self.options.connect_timeout, self.options.read_timeout),
                 allow_redirects=False,
+                proxies=self.proxies_for(url),
             )
         except requests.RequestException as exc:
             # The exception text names the host and the failure, never headers.
@@ -183,6 +199,18 @@ class Transport:
             (time.monotonic() - started) * 1000,
         )
         return response
+
+    def proxies_for(self, url: str) -> dict[str, str]:
+        """The environment's proxies for ``url``'s host (none if ``NO_PROXY``
+        exempts it), looked up once per scheme and host."""
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        proxies = self._proxies.get(key)
+        if proxies is None:
+            proxies = requests.utils.get_environ_proxies(url)
+            with self._proxies_lock:
+                self._proxies[key] = proxies
+        return proxies
 
     def _refuse_long_retry_after(self, response: requests.Response) -> None:
         """Fail at once on a retryable answer whose ``Retry-After`` we won't wait for."""
@@ -207,6 +235,12 @@ class Transport:
     def close(self) -> None:
         self._safe.close()
         self._idempotent.close()
+
+
+def _ca_bundle_from_environment() -> str | bool:
+    """What ``requests`` would verify with: a CA bundle named in the
+    environment, else its own (``True``)."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
 
 def _path(url: str) -> str:

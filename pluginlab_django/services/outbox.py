@@ -45,8 +45,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.cache import caches
-from django.db import connection, connections
-from django.db.models import Count, F, Min, Q
+from django.db import connection, connections, router
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from ..clients import PluginLabError, RemoteUnavailable, get_pluginlab_client
@@ -257,12 +257,9 @@ def _send_one(client, row: tuple) -> str | None:
     """Claim, POST, record. Returns SENT, FAILED, None (someone else had
     claimed it), or the text of why PluginLab is unavailable."""
     pk, member_id, source, in_quota, country, subdivision = row
-    claimed = CustomEvent.objects.filter(pk=pk, status=Status.PENDING).update(
-        status=Status.SENDING, claimed_at=timezone.now(), attempts=F("attempts") + 1
-    )
-    if not claimed:
+    claim = timezone.now()
+    if not _execute("claim", claim, pk):
         return None
-    events = CustomEvent.objects.filter(pk=pk, status=Status.SENDING)
     try:
         client.create_custom_event(
             source,
@@ -271,17 +268,49 @@ def _send_one(client, row: tuple) -> str | None:
             location=EventLocation(country, subdivision or None) if country else None,
         )
     except RemoteUnavailable as exc:
-        events.update(status=Status.PENDING, error=str(exc)[:2000])
+        _execute("record", Status.PENDING, str(exc)[:2000], pk, claim)
         return str(exc) or "PluginLab is unavailable"
     except PluginLabError as exc:
         if exc.status in (401, 403):  # our credentials, not this event
-            events.update(status=Status.PENDING, error=str(exc)[:2000])
+            _execute("record", Status.PENDING, str(exc)[:2000], pk, claim)
             return str(exc)
-        events.update(status=Status.FAILED, error=str(exc)[:2000])
+        _execute("record", Status.FAILED, str(exc)[:2000], pk, claim)
         logger.warning("PluginLab refused custom event pk=%s: %s", pk, exc)
         return Status.FAILED
-    events.update(status=Status.SENT, sent_at=timezone.now(), error="")
+    _execute("sent", timezone.now(), pk, claim)
     return Status.SENT
+
+
+#: The sender's three statements, ``%s`` for every value. Plain SQL: each
+#: event costs two of them, and building the same UPDATE with the ORM costs
+#: several times the statement itself (most of a send's CPU, measured).
+_STATEMENTS = {
+    # pending -> sending; claimed_at is the claim's identity.
+    "claim": "UPDATE {table} SET status = '{sending}', claimed_at = %s, "
+    "attempts = attempts + 1 WHERE id = %s AND status = '{pending}'",
+    # The outcome, only while our claim holds.
+    "sent": "UPDATE {table} SET status = '{sent}', sent_at = %s, error = '' "
+    "WHERE id = %s AND status = '{sending}' AND claimed_at = %s",
+    "record": "UPDATE {table} SET status = %s, error = %s "
+    "WHERE id = %s AND status = '{sending}' AND claimed_at = %s",
+}
+
+
+def _execute(name: str, *values: Any) -> int:
+    """Run one of ``_STATEMENTS``; the number of rows it changed."""
+    conn = connections[router.db_for_write(CustomEvent)]
+    sql = _STATEMENTS[name].format(
+        table=conn.ops.quote_name(CustomEvent._meta.db_table),
+        pending=Status.PENDING,
+        sending=Status.SENDING,
+        sent=Status.SENT,
+    )
+    params = [
+        conn.ops.adapt_datetimefield_value(v) if isinstance(v, datetime) else v for v in values
+    ]
+    with conn.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
 
 
 @contextlib.contextmanager
