@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, router, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .. import signals, sync
@@ -230,18 +230,24 @@ def _claim(pk: int, *, reprocess: bool) -> datetime | None:
     if reprocess:
         statuses.append(Status.IGNORED)
     abandoned = now - timedelta(seconds=pluginlab_settings.WEBHOOK_CLAIM_TIMEOUT_SECONDS)
-    claimable = Q(status__in=statuses) | Q(status=Status.PROCESSING, claimed_at__lt=abandoned)
-    updated = WebhookDelivery.objects.filter(claimable, pk=pk).update(
-        status=Status.PROCESSING, claimed_at=now, attempts=F("attempts") + 1
+    placeholders = ", ".join(["%s"] * len(statuses))
+    claimed = _update(
+        "status = %s, claimed_at = %s, attempts = attempts + 1",
+        [Status.PROCESSING, now],
+        f"id = %s AND (status IN ({placeholders}) OR (status = %s AND claimed_at < %s))",
+        [pk, *statuses, Status.PROCESSING, abandoned],
     )
-    return now if updated else None
+    return now if claimed else None
 
 
 def _finish(delivery: WebhookDelivery, claim: datetime, **fields: Any) -> None:
     """Record the outcome (in the row and on ``delivery``), unless the claim was taken over."""
-    updated = WebhookDelivery.objects.filter(
-        pk=delivery.pk, status=Status.PROCESSING, claimed_at=claim
-    ).update(**fields)
+    updated = _update(
+        ", ".join(f"{WebhookDelivery._meta.get_field(name).column} = %s" for name in fields),
+        list(fields.values()),
+        "id = %s AND status = %s AND claimed_at = %s",
+        [delivery.pk, Status.PROCESSING, claim],
+    )
     if updated:
         for name, value in fields.items():
             setattr(delivery, name, value)
@@ -253,6 +259,23 @@ def _finish(delivery: WebhookDelivery, claim: datetime, **fields: Any) -> None:
             claim.isoformat(),
             fields.get("status"),
         )
+
+
+def _update(assignments: str, values: list[Any], condition: str, params: list[Any]) -> int:
+    """``UPDATE <deliveries> SET assignments WHERE condition``; rows changed.
+
+    Plain SQL: a worker runs two of these per delivery, and building the
+    same UPDATE with the ORM costs several times the statement (measured:
+    most of a delivery's processing CPU). Column names come from the model;
+    every value is a parameter.
+    """
+    connection = transaction.get_connection(router.db_for_write(WebhookDelivery))
+    table = connection.ops.quote_name(WebhookDelivery._meta.db_table)
+    adapt = connection.ops.adapt_datetimefield_value
+    prepared = [adapt(v) if isinstance(v, datetime) else v for v in [*values, *params]]
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET {assignments} WHERE {condition}", prepared)  # noqa: S608
+        return cursor.rowcount
 
 
 def _handle(delivery: WebhookDelivery) -> bool:
