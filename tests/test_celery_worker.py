@@ -36,7 +36,7 @@ from pluginlab_django import sync
 from pluginlab_django.clients import get_pluginlab_client
 from pluginlab_django.models import Member, QuotaSnapshot, SyncRun
 from pluginlab_django.testing import Sandbox
-from tests.services import ServiceError, redis_server
+from tests.throwaway_servers import ServiceError, redis_server
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.slow]
 

@@ -283,7 +283,7 @@ def test_a_worker_shutdown_interrupts_the_members_task(pluginlab, settings, cele
 
 @pytest.fixture
 def redis_url():
-    from tests.services import ServiceError, redis_server
+    from tests.throwaway_servers import ServiceError, redis_server
 
     try:
         with redis_server() as url:
