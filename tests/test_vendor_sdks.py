@@ -6,7 +6,7 @@ real services (spec, "Compatibility target"). These tests drive
 
 ``pluginlab_admin`` 0.4.1 has no ``refresh_member_identity_token`` (its docs
 describe one; the release does not ship it), so identity refresh is covered
-over raw HTTP in test_sandbox.py.
+over raw HTTP in test_sandbox_members.py.
 """
 
 from __future__ import annotations
