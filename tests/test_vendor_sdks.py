@@ -18,6 +18,8 @@ import jwt
 import pytest
 from plugipay import PlugipayClient, PlugipayError
 
+from tests.sandbox_support import first_member_with
+
 HAS_PLUGINLAB_ADMIN = sys.version_info >= (3, 11)  # the SDK requires Python >= 3.11
 if HAS_PLUGINLAB_ADMIN:
     # On 3.11+ a missing SDK is a collection error, never a skip.
@@ -53,13 +55,6 @@ def plugipay(sandbox) -> Iterator[PlugipayClient]:
         base_url=f"{sandbox.url}/plugipay",
     ) as client:
         yield client
-
-
-def first_member_with(sandbox, method: str) -> str:
-    for member_id in sandbox.member_ids():
-        if sandbox.get_member(member_id)["auth"]["signInMethod"] == method:
-            return member_id
-    raise AssertionError(f"the sandbox seeded no {method} member")
 
 
 # pluginlab_admin: members ---------------------------------------------------
