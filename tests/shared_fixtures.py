@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from tests.sandbox_support import AdminSession
+from tests.webhook_deliveries import SECRET, OnCommitClient
 
 
 @pytest.fixture
@@ -16,3 +17,17 @@ def admin_http(sandbox) -> Iterator[requests.Session]:
     """A ``requests`` session with the sandbox's admin headers and a timeout."""
     with AdminSession(sandbox) as session:
         yield session
+
+
+@pytest.fixture
+def webhook_client() -> OnCommitClient:
+    """A Django test client under which the receiver's on-commit work (queueing
+    the processing task) runs, as it would after a real commit."""
+    return OnCommitClient()
+
+
+@pytest.fixture
+def webhook_secret(settings) -> str:
+    """``WEBHOOK_SECRET`` set to the secret ``tests.webhook_deliveries`` signs with."""
+    settings.PLUGINLAB = {**settings.PLUGINLAB, "WEBHOOK_SECRET": SECRET}
+    return SECRET

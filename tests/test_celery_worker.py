@@ -216,7 +216,7 @@ def test_sweeper_requeues_a_delivery_stored_while_the_broker_was_down(
 
     from pluginlab_django.models import WebhookDelivery
     from pluginlab_django.schedules import DEFAULT_BEAT_SCHEDULE
-    from tests.test_webhooks import signed_headers
+    from tests.webhook_deliveries import signed_headers
 
     with Sandbox(members=5, seed=4) as sb:
         pluginlab = {
