@@ -3,6 +3,7 @@ kept here rather than copied into each file."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -31,3 +32,18 @@ def webhook_secret(settings) -> str:
     """``WEBHOOK_SECRET`` set to the secret ``tests.webhook_deliveries`` signs with."""
     settings.PLUGINLAB = {**settings.PLUGINLAB, "WEBHOOK_SECRET": SECRET}
     return SECRET
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A throwaway Redis for a real Celery worker. Without ``redis-server`` the
+    test is skipped, except under ``CI``, where it fails."""
+    from tests.throwaway_servers import ServiceError, redis_server
+
+    try:
+        with redis_server() as url:
+            yield url
+    except ServiceError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs a real Redis for the Celery worker test: {exc}")
+        pytest.skip(str(exc))
