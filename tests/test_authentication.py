@@ -17,7 +17,7 @@ from pluginlab_django import tokens
 from pluginlab_django.authentication import PluginLabUser, get_or_create_user_by_email
 from pluginlab_django.models import Member
 from pluginlab_django.services.plans import record_plan_from_token
-from tests.test_tokens import CERT_PATH, CORPUS, forged_tokens
+from tests.forged_tokens import CERT_PATH, CORPUS, forged_tokens
 
 WHOAMI = "/auth/whoami/"  # tests/urls.py mounts tests.views under auth/
 CHALLENGE = re.compile(

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.test import Client, override_settings
 from django.urls import reverse
 
-from tests.test_tokens import alg_none
+from tests.forged_tokens import alg_none
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_verifier")]
 
