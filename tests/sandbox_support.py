@@ -47,19 +47,20 @@ def first_member_with(sb: Sandbox, method: str) -> str:
     raise AssertionError(f"the sandbox seeded no {method} member")
 
 
-def plugipay_request(
+def plugipay_headers(
     sb: Sandbox,
     method: str,
     path: str,
-    body: object = None,
+    raw: bytes,
     *,
     key_id: str | None = None,
     secret: str | None = None,
     idempotency_key: str | None = None,
     timestamp: int | None = None,
-) -> requests.Response:
-    """A request signed per spec §2, written out here rather than taken from a client."""
-    raw = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+) -> dict[str, str]:
+    """The headers signing ``raw`` for ``method path`` per spec §2, written out
+    here rather than taken from a client (tests can sign one path and send
+    another, or sign a body that is not JSON)."""
     stamp = str(int(time.time()) if timestamp is None else timestamp)
     text = f"{method}\n{path}\n{stamp}\n{hashlib.sha256(raw).hexdigest()}"
     if idempotency_key:
@@ -74,10 +75,36 @@ def plugipay_request(
         ),
         "X-Plugipay-Timestamp": stamp,
     }
-    if body is not None:
-        headers["Content-Type"] = "application/json"
     if idempotency_key:
         headers["Idempotency-Key"] = idempotency_key
+    return headers
+
+
+def plugipay_request(
+    sb: Sandbox,
+    method: str,
+    path: str,
+    body: object = None,
+    *,
+    key_id: str | None = None,
+    secret: str | None = None,
+    idempotency_key: str | None = None,
+    timestamp: int | None = None,
+) -> requests.Response:
+    """A request signed per spec §2 (``body`` sent as compact JSON)."""
+    raw = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+    headers = plugipay_headers(
+        sb,
+        method,
+        path,
+        raw,
+        key_id=key_id,
+        secret=secret,
+        idempotency_key=idempotency_key,
+        timestamp=timestamp,
+    )
+    if body is not None:
+        headers["Content-Type"] = "application/json"
     return requests.request(
         method, f"{sb.url}/plugipay{path}", data=raw or None, headers=headers, timeout=10
     )

@@ -8,11 +8,8 @@ and the clients at once.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import socket
-import time
 import uuid
 
 import pytest
@@ -23,6 +20,7 @@ from tests.sandbox_support import (
     admin_headers,
     cert_url,
     members_url,
+    plugipay_headers,
     plugipay_request,
     quota_url,
 )
@@ -91,21 +89,12 @@ def test_malformed_json_body_is_a_4xx_json_error(sandbox, admin_http, raw):
 
 
 def test_malformed_json_to_plugipay_is_a_validation_error(sandbox):
-    key = f"idem_{uuid.uuid4()}"
     raw = b"{not json"
-    stamp = str(int(time.time()))
-    text = f"POST\n/api/v1/api-keys\n{stamp}\n{hashlib.sha256(raw).hexdigest()}\n{key}"
-    signature = hmac.new(sandbox.plugipay_secret.encode(), text.encode(), "sha256").hexdigest()
+    headers = plugipay_headers(
+        sandbox, "POST", "/api/v1/api-keys", raw, idempotency_key=f"idem_{uuid.uuid4()}"
+    )
     response = requests.post(
-        f"{sandbox.url}/plugipay/api/v1/api-keys",
-        data=raw,
-        headers={
-            "Authorization": f"Plugipay-HMAC-SHA256 keyId={sandbox.plugipay_key_id}, "
-            f"scope=*, signature={signature}",
-            "X-Plugipay-Timestamp": stamp,
-            "Idempotency-Key": key,
-        },
-        timeout=10,
+        f"{sandbox.url}/plugipay/api/v1/api-keys", data=raw, headers=headers, timeout=10
     )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "validation_error"
