@@ -16,14 +16,11 @@ from pluginlab_django import tokens
 from pluginlab_django.authentication import PluginLabTokenAuthentication
 from pluginlab_django.models import Member
 from pluginlab_django.services import plans
+from tests.member_rows import mirror
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_verifier")]
 
 WHOAMI = "/auth/whoami/"
-
-
-def mirror(remote_id: str, **fields) -> Member:
-    return Member.objects.create(remote_id=remote_id, email=f"{remote_id}@example.com", **fields)
 
 
 def plan_of(member_id: str) -> tuple[str, str]:
