@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import time
 
 import jwt
@@ -134,3 +135,13 @@ class AdminSession(requests.Session):
     def request(self, *args, **kwargs) -> requests.Response:
         kwargs.setdefault("timeout", 10)
         return super().request(*args, **kwargs)
+
+
+def bare_environment() -> dict[str, str]:
+    """``os.environ`` without PluginLab, Plugipay or Django settings: how a
+    new user's shell starts ``manage.py pluginlab_sandbox``."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PLUGINLAB", "PLUGIPAY", "DJANGO_SETTINGS"))
+    }

@@ -8,7 +8,6 @@ and the clients at once.
 
 from __future__ import annotations
 
-import os
 import queue
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 import requests
 
 from tests.sandbox_support import (
+    bare_environment,
     verify_with_jwks,
 )
 from tests.throwaway_servers import free_port
@@ -46,11 +46,7 @@ ENV_KEYS = [
 
 def test_command_prints_the_settings_serves_them_and_stops_on_sigint():
     port = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PLUGINLAB", "PLUGIPAY", "DJANGO_SETTINGS"))
-    }
+    env = bare_environment()
     process = subprocess.Popen(
         [sys.executable, "manage.py", "pluginlab_sandbox", "--port", str(port), "--members", "20"],
         cwd=REPO,
