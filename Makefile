@@ -29,10 +29,10 @@ preflight:
 	$(PYTHON) tests/preflight.py
 
 test-sqlite: $(STAMP)
-	$(PY) -m tests.services --redis -- $(PY) -m pytest
+	$(PY) -m tests.throwaway_servers --redis -- $(PY) -m pytest
 
 test-postgres: $(STAMP)
-	$(PY) -m tests.services --postgres --redis -- $(PY) -m pytest -m "not browser"
+	$(PY) -m tests.throwaway_servers --postgres --redis -- $(PY) -m pytest -m "not browser"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -7,7 +7,7 @@
    It is one indexed read of the identity row and one Fernet decryption.
    Target (issue 12): ≤ 200 µs.
 2. ``pluginlab_reencrypt`` throughput on PostgreSQL (a throwaway server from
-   ``tests.services.postgres_server``): ``--identities`` rows, each with an
+   ``tests.throwaway_servers.postgres_server``): ``--identities`` rows, each with an
    access and a refresh token under an old key, re-encrypted under a new
    first key in batches of 1000. Tokens/s (the issue's unit; two per
    identity) and identities/s. Target: ≥ 5,000 tokens/s at 100k identities.
@@ -72,7 +72,7 @@ def main() -> int:
         f"— target ≤ {TARGET_US_PER_CALL} µs: ratio {us / TARGET_US_PER_CALL:.2f}"
     )
 
-    from tests.services import postgres_server
+    from tests.throwaway_servers import postgres_server
 
     with postgres_server() as url:
         env = {"DATABASE_URL": create_database(url, "pluginlab_bench_reencrypt")}

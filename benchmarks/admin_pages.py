@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/admin_pages.py [--members 100000] [--repeat 15]
 
-Starts a throwaway PostgreSQL (tests.services), migrates, writes the members
+Starts a throwaway PostgreSQL (tests.throwaway_servers), migrates, writes the members
 (with a quota snapshot each) straight to the database, then renders the
 member changelist (first and a middle page), a member's change page and the
 dashboard (cold: cache cleared; warm: cached) with Django's test client as a
@@ -100,7 +100,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
 
-    from tests.services import postgres_server
+    from tests.throwaway_servers import postgres_server
 
     with postgres_server() as url:
         os.environ["DATABASE_URL"] = url

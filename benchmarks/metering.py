@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/metering.py [--requests 3000] [--rounds 5]
         [--clients 8] [--workers 1] [--threads 4]
 
-Starts a throwaway PostgreSQL and Redis (tests.services), a sandbox, and
+Starts a throwaway PostgreSQL and Redis (tests.throwaway_servers), a sandbox, and
 gunicorn (gthread, loopback) on benchmarks/metering_settings.py, mirrors the
 sandbox's members with generous quota snapshots, then:
 
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.drf_requests import measure  # noqa: E402
-from tests.services import free_port, postgres_server, redis_server  # noqa: E402
+from tests.throwaway_servers import free_port, postgres_server, redis_server  # noqa: E402
 
 METERED = "/metering/drf/"
 UNMETERED = "/metering/drf-unmetered/"

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/sync_members.py [--sizes 10000 100000]
 
-Starts a throwaway PostgreSQL (``tests.services.postgres_server``) and, per
+Starts a throwaway PostgreSQL (``tests.throwaway_servers.postgres_server``) and, per
 member count, a sandbox in its own process. Every measurement runs in a
 fresh Python process against a fresh database, so peak RSS figures compare
 like with like. Per measurement:
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-members", type=int, default=10_000)
     args = parser.parse_args(argv)
 
-    from tests.services import postgres_server
+    from tests.throwaway_servers import postgres_server
 
     results: list[dict] = []
     with postgres_server() as server_url:

@@ -5,7 +5,7 @@ Redis → a real Celery worker.
         [--processing worker|deferred|eager] [--workers 3] [--threads 4]
         [--celery-concurrency 2]
 
-Starts a throwaway PostgreSQL and Redis (tests.services), migrates, starts
+Starts a throwaway PostgreSQL and Redis (tests.throwaway_servers), migrates, starts
 gunicorn (gthread workers, loopback) on benchmarks/webhook_settings.py and a
 Celery worker (``celery -A benchmarks.webhook_celery worker``, prefork), then
 for each sender count posts signed deliveries from Python threads, each with
@@ -48,7 +48,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.services import free_port, postgres_server, redis_server  # noqa: E402
+from tests.throwaway_servers import free_port, postgres_server, redis_server  # noqa: E402
 
 TARGET_PER_SECOND = 400
 SECRET = "benchmark-webhook-secret"

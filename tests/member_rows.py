@@ -1,5 +1,6 @@
 """Mirrored member rows written straight to the database (no remote), for
-admin and dashboard tests that need many members quickly."""
+tests that need a member row as a sync would have left it, or many members
+quickly (admin, dashboard)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ from datetime import timedelta
 from django.utils import timezone
 
 from pluginlab_django.models import Member, QuotaSnapshot
+
+
+def mirror(remote_id: str, **fields) -> Member:
+    """A mirrored member row, as a sync would have left it."""
+    return Member.objects.create(remote_id=remote_id, email=f"{remote_id}@example.com", **fields)
 
 
 def make_members(count: int, *, over_every: int = 3) -> list[Member]:

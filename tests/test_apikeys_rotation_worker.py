@@ -2,7 +2,7 @@
 until its revocation is due, and the periodic task — run by a real Celery
 worker on a real Redis — revokes it after (and not before).
 
-Same worker set-up as ``test_celery_worker`` (see its docstring for how the
+The worker comes from ``tests.celery_worker`` (see its docstring for how the
 worker process sees the test database).
 """
 
@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import time
 
 import pytest
-from celery import Celery
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -24,15 +22,7 @@ from pluginlab_django.models import ApiKey
 from pluginlab_django.schedules import DEFAULT_BEAT_SCHEDULE
 from pluginlab_django.services import apikeys as apikey_service
 from pluginlab_django.testing import Sandbox
-from tests.test_celery_worker import (  # noqa: F401 - redis_url is a fixture
-    _in_memory_sqlite,
-    _rerun_with_a_file_database,
-    _start_worker,
-    _stop_worker,
-    _wait_until_ready,
-    _worker_database_env,
-    redis_url,
-)
+from tests.celery_worker import in_memory_sqlite, rerun_with_a_file_database, running_worker
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.slow]
 
@@ -69,11 +59,11 @@ def test_overlap_rotation_old_key_works_until_the_worker_revokes_it(
     request,
     transactional_db,
     settings,
-    redis_url,  # noqa: F811 - the fixture imported above
+    redis_url,
     tmp_path,
 ):
-    if _in_memory_sqlite():
-        _rerun_with_a_file_database(request, tmp_path)
+    if in_memory_sqlite():
+        rerun_with_a_file_database(request, tmp_path)
         return
 
     with Sandbox(members=1, seed=5) as sb:
@@ -81,18 +71,8 @@ def test_overlap_rotation_old_key_works_until_the_worker_revokes_it(
         settings.PLUGINLAB = pluginlab
         old = apikey_service.create_api_key(description="billing", scope="*")
 
-        env = {
-            **os.environ,
-            **_worker_database_env(),
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "PLUGINLAB_TEST_REDIS_URL": redis_url,
-            "PLUGINLAB_TEST_SETTINGS": json.dumps(pluginlab),
-        }
         log_path = tmp_path / "worker.log"
-        worker = _start_worker(env, log_path)
-        client = Celery("pluginlab_test_client", broker=redis_url, set_as_current=False)
-        try:
-            _wait_until_ready(client, worker, log_path)
+        with running_worker(pluginlab, redis_url, log_path) as (client, worker):
             out = io.StringIO()
             call_command(
                 "pluginlab_apikeys",
@@ -123,9 +103,6 @@ def test_overlap_rotation_old_key_works_until_the_worker_revokes_it(
             time.sleep(max(0.0, (due - timezone.now()).total_seconds()) + 0.5)
             client.send_task(TASK)
             _wait_for_runs(log_path, 2, worker)
-        finally:
-            _stop_worker(worker)
-            client.close()
 
         row = ApiKey.objects.get(pk=old.record.pk)
         assert row.revoked_at is not None and row.revoke_scheduled_at is None

@@ -15,9 +15,10 @@ from rest_framework.test import APIClient
 
 from pluginlab_django import tokens
 from pluginlab_django.authentication import PluginLabUser, get_or_create_user_by_email
-from pluginlab_django.models import Member
 from pluginlab_django.services.plans import record_plan_from_token
-from tests.test_tokens import CERT_PATH, CORPUS, forged_tokens
+from tests.auth_headers import bearer
+from tests.forged_tokens import CERT_PATH, CORPUS, forged_tokens
+from tests.member_rows import mirror
 
 WHOAMI = "/auth/whoami/"  # tests/urls.py mounts tests.views under auth/
 CHALLENGE = re.compile(
@@ -30,15 +31,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_verifier")]
 @pytest.fixture
 def client():
     return APIClient()
-
-
-def bearer(token: str) -> dict:
-    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
-
-
-def mirror(remote_id: str, **fields) -> Member:
-    """A mirrored member row, as a sync would have left it."""
-    return Member.objects.create(remote_id=remote_id, email=f"{remote_id}@example.com", **fields)
 
 
 # --- Accepted ----------------------------------------------------------------

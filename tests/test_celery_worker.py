@@ -19,24 +19,17 @@ skipped — except under ``CI``, where it fails.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from celery import Celery
-from django.db import connection
 
 from pluginlab_django import sync
 from pluginlab_django.clients import get_pluginlab_client
 from pluginlab_django.models import Member, QuotaSnapshot, SyncRun
 from pluginlab_django.testing import Sandbox
-from tests.services import ServiceError, redis_server
+from tests.celery_worker import in_memory_sqlite, rerun_with_a_file_database, running_worker
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.slow]
 
@@ -45,78 +38,6 @@ MEMBERS = 300
 CHUNK_SIZE = 60  # 300 members → 5 chunk tasks shared by 2 worker processes
 #: Upper bound on waiting for the worker (a hang guard, not a speed assertion).
 DEADLINE_SECONDS = 240
-
-
-def _in_memory_sqlite() -> bool:
-    name = str(connection.settings_dict["NAME"])
-    return connection.vendor == "sqlite" and (name == ":memory:" or "mode=memory" in name)
-
-
-def _worker_database_env() -> dict[str, str]:
-    name = str(connection.settings_dict["NAME"])
-    if connection.vendor == "postgresql":
-        parts = urlsplit(os.environ["DATABASE_URL"])
-        return {"DATABASE_URL": urlunsplit(parts._replace(path=f"/{name}"))}
-    if connection.vendor == "sqlite":
-        return {"PLUGINLAB_TEST_SQLITE": name}
-    raise AssertionError(f"no worker database set-up for {connection.vendor}")
-
-
-@pytest.fixture
-def redis_url():
-    try:
-        with redis_server() as url:
-            yield url
-    except ServiceError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs a real Redis for the Celery worker test: {exc}")
-        pytest.skip(str(exc))
-
-
-def _start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "tests.celery_app",
-        "worker",
-        "--pool=prefork",
-        "--concurrency=2",
-        "--loglevel=INFO",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        f"--hostname=pluginlab-test-{os.getpid()}@127.0.0.1",
-    ]
-    with open(log_path, "wb") as log:
-        return subprocess.Popen(
-            command,
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _stop_worker(worker: subprocess.Popen) -> None:
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGTERM)  # warm shutdown
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)  # the group started for it
-            worker.wait(10)
-
-
-def _wait_until_ready(client: Celery, worker: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert worker.poll() is None, f"worker exited:\n{log_path.read_text()[-4000:]}"
-        if client.control.ping(timeout=0.5):
-            return
-    raise AssertionError(f"worker never answered a ping:\n{log_path.read_text()[-4000:]}")
 
 
 def _quota_runs_done() -> bool:
@@ -131,8 +52,8 @@ def _quota_runs_done() -> bool:
 def test_fanned_out_quota_snapshot_completes_through_a_real_worker(
     request, transactional_db, settings, redis_url, tmp_path
 ):
-    if _in_memory_sqlite():
-        _rerun_with_a_file_database(request, tmp_path)
+    if in_memory_sqlite():
+        rerun_with_a_file_database(request, tmp_path)
         return
 
     with Sandbox(members=MEMBERS, seed=3) as sb:
@@ -142,19 +63,8 @@ def test_fanned_out_quota_snapshot_completes_through_a_real_worker(
         assert seeded.status == SyncRun.Status.SUCCEEDED, seeded.error
         assert Member.objects.count() == MEMBERS
 
-        env = {
-            **os.environ,
-            **_worker_database_env(),
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "PLUGINLAB_TEST_REDIS_URL": redis_url,
-            "PLUGINLAB_TEST_SETTINGS": json.dumps(pluginlab),
-        }
         log_path = tmp_path / "worker.log"
-        worker = _start_worker(env, log_path)
-        # Only sends messages: never the app the other tests run eagerly.
-        client = Celery("pluginlab_test_client", broker=redis_url, set_as_current=False)
-        try:
-            _wait_until_ready(client, worker, log_path)
+        with running_worker(pluginlab, redis_url, log_path) as (client, worker):
             client.send_task("pluginlab_django.tasks.snapshot_quotas_task")
             deadline = time.monotonic() + DEADLINE_SECONDS
             while not _quota_runs_done():
@@ -164,9 +74,6 @@ def test_fanned_out_quota_snapshot_completes_through_a_real_worker(
                     f"{log_path.read_text()[-4000:]}"
                 )
                 time.sleep(0.5)
-        finally:
-            _stop_worker(worker)
-            client.close()
 
         # Every member got exactly one snapshot, matching PluginLab's figures.
         assert QuotaSnapshot.objects.count() == MEMBERS
@@ -185,30 +92,14 @@ def test_fanned_out_quota_snapshot_completes_through_a_real_worker(
         assert "snapshot_quotas_task" in log_path.read_text()
 
 
-def _rerun_with_a_file_database(request, tmp_path: Path) -> None:
-    env = {**os.environ, "PLUGINLAB_TEST_SQLITE": str(tmp_path / "worker-test.sqlite3")}
-    node = f"{Path(request.node.fspath).relative_to(REPO)}::{request.node.name}"
-    child = subprocess.run(
-        [sys.executable, "-m", "pytest", node, "-q", "-rA"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE_SECONDS + 120,
-    )
-    output = child.stdout[-6000:] + child.stderr[-2000:]
-    assert child.returncode == 0, f"the file-database run failed:\n{output}"
-    assert "1 passed" in child.stdout, f"the file-database run did not pass:\n{output}"
-
-
 def test_sweeper_requeues_a_delivery_stored_while_the_broker_was_down(
     request, transactional_db, settings, redis_url, tmp_path
 ):
     """Broker down when the delivery arrives: stored, answered 2xx, left
     ``received`` with nothing queued; once the broker and a worker are up, the
     beat schedule's sweeper re-queues it and the worker processes it, once."""
-    if _in_memory_sqlite():
-        _rerun_with_a_file_database(request, tmp_path)
+    if in_memory_sqlite():
+        rerun_with_a_file_database(request, tmp_path)
         return
 
     from celery import current_app
@@ -216,7 +107,7 @@ def test_sweeper_requeues_a_delivery_stored_while_the_broker_was_down(
 
     from pluginlab_django.models import WebhookDelivery
     from pluginlab_django.schedules import DEFAULT_BEAT_SCHEDULE
-    from tests.test_webhooks import signed_headers
+    from tests.webhook_deliveries import signed_headers
 
     with Sandbox(members=5, seed=4) as sb:
         pluginlab = {
@@ -256,18 +147,8 @@ def test_sweeper_requeues_a_delivery_stored_while_the_broker_was_down(
             received_at=delivery.received_at - timedelta(seconds=120)
         )
 
-        env = {
-            **os.environ,
-            **_worker_database_env(),
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "PLUGINLAB_TEST_REDIS_URL": redis_url,
-            "PLUGINLAB_TEST_SETTINGS": json.dumps(pluginlab),
-        }
         log_path = tmp_path / "worker.log"
-        worker = _start_worker(env, log_path)
-        client = Celery("pluginlab_test_client", broker=redis_url, set_as_current=False)
-        try:
-            _wait_until_ready(client, worker, log_path)
+        with running_worker(pluginlab, redis_url, log_path) as (client, worker):
             client.send_task(DEFAULT_BEAT_SCHEDULE["pluginlab-sweep-webhook-deliveries"]["task"])
             deadline = time.monotonic() + DEADLINE_SECONDS
             while WebhookDelivery.objects.get().status != WebhookDelivery.Status.PROCESSED:
@@ -277,9 +158,6 @@ def test_sweeper_requeues_a_delivery_stored_while_the_broker_was_down(
                     f"{log_path.read_text()[-4000:]}"
                 )
                 time.sleep(0.2)
-        finally:
-            _stop_worker(worker)
-            client.close()
 
         delivery = WebhookDelivery.objects.get()
         assert delivery.attempts == 1 and delivery.queued_at is not None

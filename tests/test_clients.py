@@ -19,6 +19,7 @@ from pluginlab_django.clients import (
     get_plugipay_client,
 )
 from pluginlab_django.clients.types import EventLocation
+from tests.sandbox_support import first_member_with
 
 
 @pytest.fixture
@@ -29,13 +30,6 @@ def client(sandbox) -> PluginLabClient:
 @pytest.fixture
 def plugipay(sandbox) -> PlugipayClient:
     return get_plugipay_client()
-
-
-def first_member_with(sandbox, method: str) -> str:
-    for member_id in sandbox.member_ids():
-        if sandbox.get_member(member_id)["auth"]["signInMethod"] == method:
-            return member_id
-    raise AssertionError(f"the sandbox seeded no {method} member")
 
 
 # Members --------------------------------------------------------------------

@@ -15,7 +15,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from tests.test_demo import alive, descendants, free_port
+from tests.process_tree import alive, descendants
+from tests.throwaway_servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

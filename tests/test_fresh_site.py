@@ -16,7 +16,6 @@ import glob
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from tests.throwaway_servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -40,12 +41,6 @@ LEGS = {
     "django42": (python310, "Django>=4.2,<5"),
     "django52": (lambda: sys.executable, "Django>=5.2,<5.3"),
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300):

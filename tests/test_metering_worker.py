@@ -2,13 +2,12 @@
 sent by the worker after commit, and a worker killed mid-send leaves its
 event ``sending``, reported and never resent.
 
-Uses the worker plumbing of ``test_celery_worker`` (the worker sees the test
+Uses the worker of ``tests.celery_worker`` (the worker sees the test
 database: PostgreSQL's ``test_…`` database or the SQLite file).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -26,14 +25,7 @@ from pluginlab_django.services import events as event_service
 from pluginlab_django.services import outbox
 from pluginlab_django.services.events import outbox_health, record_usage
 from pluginlab_django.tasks import send_pending_events
-from tests.test_celery_worker import (
-    _in_memory_sqlite,
-    _start_worker,
-    _stop_worker,
-    _wait_until_ready,
-    _worker_database_env,
-    redis_url,  # noqa: F401 - the fixture
-)
+from tests.celery_worker import in_memory_sqlite, running_worker
 
 pytestmark = [
     pytest.mark.celery_worker,
@@ -52,33 +44,22 @@ def worker(
     transactional_db,
     settings,
     sandbox,
-    redis_url,  # noqa: F811 - the fixture
+    redis_url,
     tmp_path,
     monkeypatch,
 ) -> Iterator[Celery]:
     """A worker process on ``redis_url``. The after-commit kick of recorded
     uses enqueues the send task there through a client app, leaving this
     process's default Celery app (eager, for the other tests) untouched."""
-    if _in_memory_sqlite():
+    if in_memory_sqlite():
         pytest.skip("needs a database the worker process can see (a file or PostgreSQL)")
-    env = {
-        **os.environ,
-        **_worker_database_env(),
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "PLUGINLAB_TEST_REDIS_URL": redis_url,
-        "PLUGINLAB_TEST_SETTINGS": json.dumps(settings.PLUGINLAB),
-    }
     log_path = tmp_path / "worker.log"
-    process = _start_worker(env, log_path)
-    client = Celery("pluginlab_test_client", broker=redis_url, set_as_current=False)
-    monkeypatch.setattr(event_service, "kick_sender", lambda: client.send_task(TASK, countdown=0.2))
-    try:
-        _wait_until_ready(client, process, log_path)
+    with running_worker(settings.PLUGINLAB, redis_url, log_path) as (client, process):
+        monkeypatch.setattr(
+            event_service, "kick_sender", lambda: client.send_task(TASK, countdown=0.2)
+        )
         client.process, client.log_path = process, log_path
         yield client
-    finally:
-        _stop_worker(process)
-        client.close()
 
 
 def wait_until(condition, worker, what: str, *, alive: bool = True) -> None:

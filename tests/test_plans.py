@@ -16,14 +16,11 @@ from pluginlab_django import tokens
 from pluginlab_django.authentication import PluginLabTokenAuthentication
 from pluginlab_django.models import Member
 from pluginlab_django.services import plans
+from tests.member_rows import mirror
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_verifier")]
 
 WHOAMI = "/auth/whoami/"
-
-
-def mirror(remote_id: str, **fields) -> Member:
-    return Member.objects.create(remote_id=remote_id, email=f"{remote_id}@example.com", **fields)
 
 
 def plan_of(member_id: str) -> tuple[str, str]:
@@ -142,3 +139,15 @@ def test_a_member_mirrored_after_their_first_request_gets_the_plan_later(sandbox
     plans.defer_plan_from_token(payload)
     assert plans.flush_recorded_plans() == 1
     assert plan_of(member_id) == ("plan_pro", "")
+
+
+def test_changing_the_settings_forgets_the_memo(sandbox, settings):
+    """The memo subscribes to ``conf.on_settings_change``: plans seen under
+    other settings (another remote) must not hide this one's members."""
+    member_id = sandbox.member_ids()[8]
+    mirror(member_id)
+    payload = tokens.verify_token(sandbox.mint_token(member_id, plan_id="plan_pro"))
+    assert plans.record_plan_from_token(payload) is True
+    assert plans.defer_plan_from_token(payload) is False  # remembered
+    settings.PLUGINLAB = {**settings.PLUGINLAB}
+    assert plans.defer_plan_from_token(payload) is True

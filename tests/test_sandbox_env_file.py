@@ -4,7 +4,6 @@ earlier ones replaced, owner-only permissions), and a restart with the same
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
 import sys
@@ -15,7 +14,8 @@ from cryptography.fernet import Fernet
 
 from pluginlab_django.testing import ENV_KEYS
 from pluginlab_django.testing.credentials import derived_credentials, development_fernet_key
-from tests.test_sandbox import free_port
+from tests.sandbox_support import bare_environment
+from tests.throwaway_servers import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 STABLE = [key for key in ENV_KEYS if key != "PLUGINLAB_DEMO_TOKEN"]
@@ -23,11 +23,7 @@ STABLE = [key for key in ENV_KEYS if key != "PLUGINLAB_DEMO_TOKEN"]
 
 def run_sandbox(env_file: Path, *extra: str, port: int | None = None) -> dict[str, str]:
     """Start the command, wait for the env file, stop it with SIGTERM."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PLUGINLAB", "PLUGIPAY", "DJANGO_SETTINGS"))
-    }
+    env = bare_environment()
     process = subprocess.Popen(
         [
             sys.executable,

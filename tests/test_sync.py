@@ -14,6 +14,7 @@ from pluginlab_django import signals, sync
 from pluginlab_django.clients import get_pluginlab_client, get_plugipay_client
 from pluginlab_django.clients import types as remote
 from pluginlab_django.models import ApiKey, Identity, Member, QuotaSnapshot, SyncRun
+from tests.signal_recorder import SignalRecorder
 
 pytestmark = pytest.mark.django_db
 
@@ -42,24 +43,6 @@ class StatementCounter:
             for sql in self.statements
             if table in sql and sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
         ]
-
-
-class Received:
-    """Collects the kwargs of every send of a signal."""
-
-    def __init__(self, signal) -> None:
-        self.calls: list[dict] = []
-        self.signal = signal
-
-    def __call__(self, sender, **kwargs) -> None:
-        self.calls.append({"sender": sender, **kwargs})
-
-    def __enter__(self) -> Received:
-        self.signal.connect(self, weak=False)
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.signal.disconnect(self)
 
 
 def live_member_ids(sandbox) -> list[str]:
@@ -126,7 +109,7 @@ def test_a_changed_member_is_updated_alone_and_signalled(sandbox):
     sync.sync_members()
     changed_id = sandbox.member_ids()[5]
     sandbox.update_member(changed_id, name="Renamed Remotely")
-    with Received(signals.member_synced) as synced:
+    with SignalRecorder(signals.member_synced) as synced:
         run = sync.sync_members()
     assert (run.created, run.updated, run.unchanged) == (0, 1, len(sandbox.member_ids()) - 1)
     row = Member.objects.get(remote_id=changed_id)
@@ -138,7 +121,7 @@ def test_a_changed_member_is_updated_alone_and_signalled(sandbox):
 
 
 def test_created_members_are_signalled_with_saved_rows(sandbox):
-    with Received(signals.member_synced) as synced:
+    with SignalRecorder(signals.member_synced) as synced:
         sync.sync_members(page_size=20)
     assert len(synced.calls) == len(sandbox.member_ids())
     assert all(c["created"] and c["member"].pk for c in synced.calls)
@@ -173,7 +156,7 @@ def test_member_deleted_remotely_is_marked_not_dropped(sandbox):
     sync.sync_members()
     gone = sandbox.member_ids()[0]
     sandbox.delete_member(gone)
-    with Received(signals.member_deleted_remotely) as deleted:
+    with SignalRecorder(signals.member_deleted_remotely) as deleted:
         run = sync.sync_members(page_size=15)
     assert run.status == Status.SUCCEEDED
     assert run.marked_deleted == 1
@@ -182,7 +165,7 @@ def test_member_deleted_remotely_is_marked_not_dropped(sandbox):
     assert [c["member"].remote_id for c in deleted.calls] == [gone]
     assert Member.objects.active().count() == len(live_member_ids(sandbox))
     # Marked once: the next complete run does not mark or signal it again.
-    with Received(signals.member_deleted_remotely) as again:
+    with SignalRecorder(signals.member_deleted_remotely) as again:
         assert sync.sync_members().marked_deleted == 0
     assert again.calls == []
 
@@ -276,7 +259,7 @@ def test_an_abandoned_lock_is_taken_over(sandbox, settings):
 
 
 def test_sync_finished_is_sent_for_success_and_failure(sandbox):
-    with Received(signals.sync_finished) as finished:
+    with SignalRecorder(signals.sync_finished) as finished:
         sync.sync_members()
         sandbox.set_faults(error_rate=1.0, error_status=503, path_prefix="/auth")
         sync.sync_members()
@@ -297,7 +280,7 @@ def test_sync_member_creates_updates_and_marks(sandbox):
     assert Member.objects.count() == 1
 
     sandbox.delete_member(member_id)
-    with Received(signals.member_deleted_remotely) as deleted:
+    with SignalRecorder(signals.member_deleted_remotely) as deleted:
         marked = sync.sync_member(member_id)
     assert marked.pk == row.pk and marked.deleted_remotely_at is not None
     assert len(deleted.calls) == 1
@@ -313,7 +296,7 @@ def test_store_member_skips_unchanged_and_older_data(sandbox):
     current = remote.Member.from_json(wire)
     first = sync.store_member(current)
     assert first.created and first.outcome == "created"
-    with Received(signals.member_synced) as synced:
+    with SignalRecorder(signals.member_synced) as synced:
         same = sync.store_member(current)
         older = remote.Member.from_json(
             {**wire, "name": "Stale", "updatedAtMs": wire["updatedAtMs"] - 1}
@@ -399,7 +382,7 @@ def test_store_identities_upserts_and_removes_unlisted_providers(sandbox):
     renewed = remote.Identity(
         provider="google", provider_user_id="g-1", access_token="at-3", refresh_token="rt-2"
     )
-    with Received(signals.identities_synced) as synced:
+    with SignalRecorder(signals.identities_synced) as synced:
         rows = sync.store_identities(member, {"google": renewed})
     assert [r.provider for r in rows] == ["google"]
     google_row = Identity.objects.get(member=member, provider="google")

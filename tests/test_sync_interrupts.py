@@ -25,6 +25,7 @@ from pluginlab_django import sync
 from pluginlab_django.models import Member, SyncRun
 from pluginlab_django.sync.runs import SyncRunTakenOver, save_progress, start_exclusive_run
 from pluginlab_django.testing import Sandbox
+from tests.celery_worker import client_app, start_worker, stop_worker, wait_until_ready, worker_env
 from tests.subprocess_env import subprocess_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -281,69 +282,22 @@ def test_a_worker_shutdown_interrupts_the_members_task(pluginlab, settings, cele
 # A real Celery worker (prefork) stopped by SIGTERM to its process group ------
 
 
-@pytest.fixture
-def redis_url():
-    from tests.services import ServiceError, redis_server
-
-    try:
-        with redis_server() as url:
-            yield url
-    except ServiceError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs a real Redis for the Celery worker test: {exc}")
-        pytest.skip(str(exc))
-
-
-def start_worker(env: dict, log_path: Path, name: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker"]
-    command += ["--pool=prefork", "--concurrency=1", "--loglevel=INFO", "--without-gossip"]
-    command += ["--without-mingle", "--without-heartbeat", f"--hostname={name}@127.0.0.1"]
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def wait_for_worker(client, worker: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert worker.poll() is None, f"worker exited:\n{log_path.read_text()[-4000:]}"
-        if client.control.ping(timeout=0.5):
-            return
-    raise AssertionError(f"worker never answered a ping:\n{log_path.read_text()[-4000:]}")
-
-
-def stop_worker(worker: subprocess.Popen) -> None:
-    if worker.poll() is None:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(10)
-
-
 @pytest.mark.celery_worker
 def test_a_worker_stopped_mid_sync_requeues_it_and_the_next_worker_resumes(
     pluginlab, redis_url, tmp_path
 ):
-    from celery import Celery
-
-    env = {
-        **subprocess_env({**pluginlab, "SYNC_PAGE_SIZE": PAGE_SIZE}),
-        "PLUGINLAB_TEST_REDIS_URL": redis_url,
-    }
+    env = worker_env({**pluginlab, "SYNC_PAGE_SIZE": PAGE_SIZE}, redis_url)
     log_path = tmp_path / "worker.log"
-    client = Celery("pluginlab_test_client", broker=redis_url, set_as_current=False)
-    first = start_worker(env, log_path, f"first-{os.getpid()}")
+    client = client_app(redis_url)
+    first = start_worker(env, log_path, name=f"first-{os.getpid()}", concurrency=1)
     try:
-        wait_for_worker(client, first, log_path)
+        wait_until_ready(client, first, log_path)
         client.send_task("pluginlab_django.tasks.sync_members_task")
         wait_for_pages(first, 3)
         os.killpg(first.pid, signal.SIGTERM)  # as docker stop / systemd do
         first.wait(60)
     finally:
-        stop_worker(first)
+        stop_worker(first, whole_group=True, grace=60)
     interrupted = SyncRun.objects.get(kind=SyncRun.Kind.MEMBERS)
     log = log_path.read_text()
     assert interrupted.status == Status.FAILED, log[-4000:]
@@ -351,16 +305,16 @@ def test_a_worker_stopped_mid_sync_requeues_it_and_the_next_worker_resumes(
     assert interrupted.cursor and interrupted.pages < PAGES
     assert not SyncRun.objects.filter(status=Status.RUNNING).exists()
 
-    second = start_worker(env, log_path, f"second-{os.getpid()}")
+    second = start_worker(env, log_path, name=f"second-{os.getpid()}", concurrency=1)
     try:
-        wait_for_worker(client, second, log_path)
+        wait_until_ready(client, second, log_path)
         deadline = time.monotonic() + DEADLINE_SECONDS
         while not SyncRun.objects.filter(status=Status.SUCCEEDED).exists():
             assert time.monotonic() < deadline, log_path.read_text()[-4000:]
             assert second.poll() is None, log_path.read_text()[-4000:]
             time.sleep(0.2)
     finally:
-        stop_worker(second)
+        stop_worker(second, whole_group=True, grace=60)
         client.close()
     resumed = SyncRun.objects.get(status=Status.SUCCEEDED)
     assert not resumed.complete  # the re-queued task resumed from the cursor

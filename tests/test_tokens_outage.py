@@ -10,15 +10,12 @@ from django.core.cache import caches
 from pluginlab_django import tokens
 from pluginlab_django.conf import pluginlab_settings
 from pluginlab_django.tokens import SigningKeysUnavailable, UnknownSigningKey, verify_token
+from tests.auth_headers import bearer
 
 pytestmark = pytest.mark.usefixtures("fresh_verifier")
 
 WHOAMI = "/auth/whoami/"  # tests/urls.py mounts tests.views under auth/
 CERT_PATH = "/auth/admin/v1/cert"
-
-
-def bearer(token: str) -> dict:
-    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
 
 
 def skip_failure_backoff() -> None:

@@ -8,13 +8,10 @@ from django.conf import settings
 from django.test import Client, override_settings
 from django.urls import reverse
 
-from tests.test_tokens import alg_none
+from tests.auth_headers import bearer
+from tests.forged_tokens import alg_none
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_verifier")]
-
-
-def bearer(token: str) -> dict:
-    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
 
 
 # --- pluginlab_token_required ---------------------------------------------------

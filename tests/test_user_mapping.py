@@ -21,6 +21,7 @@ from pluginlab_django.authentication import (
 )
 from pluginlab_django.decorators import pluginlab_token_required
 from pluginlab_django.models import Member
+from tests.auth_headers import bearer
 
 WHOAMI = "/auth/whoami/"
 RESOLVER = "pluginlab_django.authentication.get_or_create_user_by_email"
@@ -32,10 +33,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_verifier")]
 def resolver(settings, sandbox):
     settings.PLUGINLAB = {**settings.PLUGINLAB, "USER_RESOLVER": RESOLVER}
     return settings
-
-
-def bearer(token: str) -> dict:
-    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
 
 
 def whoami(token: str):

@@ -6,7 +6,7 @@ real services (spec, "Compatibility target"). These tests drive
 
 ``pluginlab_admin`` 0.4.1 has no ``refresh_member_identity_token`` (its docs
 describe one; the release does not ship it), so identity refresh is covered
-over raw HTTP in test_sandbox.py.
+over raw HTTP in test_sandbox_members.py.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from collections.abc import Iterator
 import jwt
 import pytest
 from plugipay import PlugipayClient, PlugipayError
+
+from tests.sandbox_support import first_member_with
 
 HAS_PLUGINLAB_ADMIN = sys.version_info >= (3, 11)  # the SDK requires Python >= 3.11
 if HAS_PLUGINLAB_ADMIN:
@@ -53,13 +55,6 @@ def plugipay(sandbox) -> Iterator[PlugipayClient]:
         base_url=f"{sandbox.url}/plugipay",
     ) as client:
         yield client
-
-
-def first_member_with(sandbox, method: str) -> str:
-    for member_id in sandbox.member_ids():
-        if sandbox.get_member(member_id)["auth"]["signInMethod"] == method:
-            return member_id
-    raise AssertionError(f"the sandbox seeded no {method} member")
 
 
 # pluginlab_admin: members ---------------------------------------------------

@@ -24,10 +24,9 @@ from pluginlab_django.models import Member, WebhookDelivery
 from pluginlab_django.schedules import DEFAULT_BEAT_SCHEDULE
 from pluginlab_django.services import webhook_dispatch
 from pluginlab_django.tasks.webhooks import sweep_webhook_deliveries
-from tests.test_webhooks import (
-    SECRET,
+from tests.signal_recorder import SignalRecorder
+from tests.webhook_deliveries import (
     OnCommitClient,
-    SignalRecorder,
     deliver,
     make_body,
     post,
@@ -49,17 +48,6 @@ def celery_conf():
     conf.update(broker_url=None, broker_write_url=None, task_always_eager=False)
     yield conf
     conf.update(saved)
-
-
-@pytest.fixture
-def client():
-    return OnCommitClient()
-
-
-@pytest.fixture
-def webhook_secret(settings):
-    settings.PLUGINLAB = {**settings.PLUGINLAB, "WEBHOOK_SECRET": SECRET}
-    return SECRET
 
 
 def set_processing(settings, value: str) -> None:
@@ -118,7 +106,7 @@ class TestBrokerCheck:
 
 @pytest.mark.django_db
 class TestWithoutABroker:
-    def test_delivery_is_processed_inline(self, celery_conf, client, sandbox):
+    def test_delivery_is_processed_inline(self, celery_conf, webhook_client, sandbox):
         """No Celery app at all (a new site): the mirror still follows."""
         member_id = sandbox.member_ids()[0]
         sandbox.set_webhook_url(None)
@@ -135,17 +123,17 @@ class TestWithoutABroker:
         headers = signed_headers(
             body, secret=sandbox.webhook_secret, event="member.updated", delivery_id="dlv_inline_1"
         )
-        assert post(client, body, headers).status_code == 200
+        assert post(webhook_client, body, headers).status_code == 200
         delivery = WebhookDelivery.objects.get()
         assert delivery.status == Status.PROCESSED, delivery.error
         assert delivery.queued_at is None
         assert Member.objects.get(remote_id=member_id).name == "Inline Ada"
 
     def test_inline_handler_failure_is_recorded_and_still_2xx(
-        self, celery_conf, client, webhook_secret
+        self, celery_conf, webhook_client, webhook_secret
     ):
         with SignalRecorder(signals.webhook_received, raises=RuntimeError("boom")):
-            assert deliver(client).status_code == 200
+            assert deliver(webhook_client).status_code == 200
         delivery = WebhookDelivery.objects.get()
         assert (delivery.status, delivery.error) == (Status.FAILED, "RuntimeError: boom")
 
@@ -153,12 +141,12 @@ class TestWithoutABroker:
 @pytest.mark.django_db
 class TestBrokerDown:
     def test_unqueued_delivery_stays_received_then_the_sweeper_processes_it(
-        self, celery_conf, client, webhook_secret, settings, caplog
+        self, celery_conf, webhook_client, webhook_secret, settings, caplog
     ):
         set_processing(settings, "celery")
         celery_conf.broker_url = DEAD_BROKER
         with caplog.at_level("ERROR", logger="pluginlab_django.webhooks"):
-            response = deliver(client)
+            response = deliver(webhook_client)
         assert response.status_code == 200
         delivery = WebhookDelivery.objects.get()
         assert (delivery.status, delivery.queued_at) == (Status.RECEIVED, None)
@@ -322,10 +310,10 @@ def test_receiver_answers_under_login_required_middleware(settings, celery_conf,
         *settings.MIDDLEWARE,
         "django.contrib.auth.middleware.LoginRequiredMiddleware",
     ]
-    client = OnCommitClient()
+    webhook_client = OnCommitClient()
     # The middleware is on: a view without the exemption is sent to log in.
-    assert client.get("/plain/").status_code == 302
+    assert webhook_client.get("/plain/").status_code == 302
     body, delivery_id = make_body()
-    response = post(client, body, signed_headers(body, delivery_id=delivery_id))
+    response = post(webhook_client, body, signed_headers(body, delivery_id=delivery_id))
     assert response.status_code == 200
     assert WebhookDelivery.objects.get().delivery_id == delivery_id

@@ -22,7 +22,7 @@ from django.test import override_settings
 from pluginlab_django import sync
 from pluginlab_django.models import Member, WebhookDelivery
 from pluginlab_django.webhooks import MAX_JSON_DEPTH, compute_signature, verify_delivery
-from tests.test_webhooks import SECRET, URL, OnCommitClient, make_body, post, signed_headers
+from tests.webhook_deliveries import SECRET, URL, make_body, post, signed_headers
 
 Status = WebhookDelivery.Status
 
@@ -30,17 +30,6 @@ Status = WebhookDelivery.Status
 @pytest.fixture(autouse=True)
 def _eager(celery_eager):
     """Tasks run in-process."""
-
-
-@pytest.fixture
-def client():
-    return OnCommitClient()
-
-
-@pytest.fixture
-def webhook_secret(settings):
-    settings.PLUGINLAB = {**settings.PLUGINLAB, "WEBHOOK_SECRET": SECRET}
-    return SECRET
 
 
 def member_body(event: str, member: dict, *, delivery_id: str | None = None) -> bytes:
@@ -55,7 +44,7 @@ def member_body(event: str, member: dict, *, delivery_id: str | None = None) -> 
     ).encode()
 
 
-def send(client, body: bytes, secret: str, **header_overrides: str):
+def send(webhook_client, body: bytes, secret: str, **header_overrides: str):
     payload = json.loads(body)
     headers = signed_headers(
         body,
@@ -64,7 +53,7 @@ def send(client, body: bytes, secret: str, **header_overrides: str):
         delivery_id=payload.get("deliveryId", "dlv_header"),
     )
     headers.update(header_overrides)
-    return post(client, body, headers)
+    return post(webhook_client, body, headers)
 
 
 # Replays -------------------------------------------------------------------
@@ -72,23 +61,27 @@ def send(client, body: bytes, secret: str, **header_overrides: str):
 
 @pytest.mark.django_db
 class TestReplay:
-    def test_replay_under_new_delivery_ids_is_refused_and_stored_once(self, client, webhook_secret):
+    def test_replay_under_new_delivery_ids_is_refused_and_stored_once(
+        self, webhook_client, webhook_secret
+    ):
         body, delivery_id = make_body("member.updated")
-        assert send(client, body, SECRET).json()["status"] == "stored"
+        assert send(webhook_client, body, SECRET).json()["status"] == "stored"
         for n in range(20):
-            response = send(client, body, SECRET, **{"X-PluginLab-Delivery-Id": f"dlv_new_{n}"})
+            response = send(
+                webhook_client, body, SECRET, **{"X-PluginLab-Delivery-Id": f"dlv_new_{n}"}
+            )
             assert response.status_code == 400
             assert response.json()["code"] == "webhook/header-mismatch"
         assert WebhookDelivery.objects.count() == 1
         assert WebhookDelivery.objects.get().delivery_id == delivery_id
 
     def test_body_without_a_delivery_id_is_stored_once_whatever_its_headers(
-        self, client, webhook_secret
+        self, webhook_client, webhook_secret
     ):
         """Dedupe on the digest of the raw body: new header ids change nothing."""
         body = json.dumps({"event": "test.unknown", "data": {"member": {"id": "m1"}}}).encode()
         answers = [
-            send(client, body, SECRET, **{"X-PluginLab-Delivery-Id": f"dlv_{n}"}).json()
+            send(webhook_client, body, SECRET, **{"X-PluginLab-Delivery-Id": f"dlv_{n}"}).json()
             for n in range(20)
         ]
         assert [a["status"] for a in answers] == ["stored"] + ["duplicate"] * 19
@@ -97,20 +90,22 @@ class TestReplay:
         assert delivery.body_digest == hashlib.sha256(body).hexdigest()
         assert delivery.attempts == 1
 
-    def test_replay_without_headers_is_a_duplicate(self, client, webhook_secret):
+    def test_replay_without_headers_is_a_duplicate(self, webhook_client, webhook_secret):
         body, delivery_id = make_body()
-        send(client, body, SECRET)
+        send(webhook_client, body, SECRET)
         headers = signed_headers(body)
         del headers["X-PluginLab-Delivery-Id"], headers["X-PluginLab-Event"]
-        assert post(client, body, headers).json() == {
+        assert post(webhook_client, body, headers).json() == {
             "status": "duplicate",
             "deliveryId": delivery_id,
         }
         assert WebhookDelivery.objects.count() == 1
 
-    def test_old_signed_body_with_a_fresh_timestamp_header_is_stale(self, client, webhook_secret):
+    def test_old_signed_body_with_a_fresh_timestamp_header_is_stale(
+        self, webhook_client, webhook_secret
+    ):
         body, _ = make_body(created_at_ms=int(time.time() * 1000) - 3_600_000)
-        response = send(client, body, SECRET)  # X-PluginLab-Timestamp: now
+        response = send(webhook_client, body, SECRET)  # X-PluginLab-Timestamp: now
         assert response.status_code == 400
         assert response.json()["code"] == "webhook/stale-timestamp"
         assert not WebhookDelivery.objects.exists()
@@ -148,14 +143,16 @@ def test_concurrent_replays_of_one_body_store_one_row(live_server, settings):
 
 @pytest.mark.django_db
 class TestRelabel:
-    def test_relabelled_event_header_is_refused_and_changes_nothing(self, client, sandbox, caplog):
+    def test_relabelled_event_header_is_refused_and_changes_nothing(
+        self, webhook_client, sandbox, caplog
+    ):
         member_id = sandbox.member_ids()[0]
         row = sync.sync_member(member_id)
         before = Member.objects.filter(pk=row.pk).values().get()
         body = member_body("member.updated", {"id": member_id})
         with caplog.at_level("WARNING", logger="pluginlab_django.webhooks"):
             response = send(
-                client,
+                webhook_client,
                 body,
                 sandbox.webhook_secret,
                 **{"X-PluginLab-Event": "member.deleted"},
@@ -167,11 +164,11 @@ class TestRelabel:
         assert "webhook/header-mismatch" in caplog.text
         assert body.decode() not in caplog.text and sandbox.webhook_secret not in caplog.text
 
-    def test_event_from_the_body_when_the_header_is_missing(self, client, webhook_secret):
+    def test_event_from_the_body_when_the_header_is_missing(self, webhook_client, webhook_secret):
         body, delivery_id = make_body("brand.new")
         headers = signed_headers(body, delivery_id=delivery_id)
         del headers["X-PluginLab-Event"]
-        assert post(client, body, headers).status_code == 200
+        assert post(webhook_client, body, headers).status_code == 200
         assert WebhookDelivery.objects.get().event == "brand.new"
 
     def test_verify_delivery_reads_the_body(self):
@@ -189,33 +186,33 @@ class TestRelabel:
 
 @pytest.mark.django_db
 class TestMemberEventsAskPluginLab:
-    def test_signed_member_deleted_for_a_member_pluginlab_still_has(self, client, sandbox):
+    def test_signed_member_deleted_for_a_member_pluginlab_still_has(self, webhook_client, sandbox):
         member_id = sandbox.member_ids()[1]
         sync.sync_member(member_id)
         body = member_body("member.deleted", {"id": member_id})
-        assert send(client, body, sandbox.webhook_secret).status_code == 200
+        assert send(webhook_client, body, sandbox.webhook_secret).status_code == 200
         delivery = WebhookDelivery.objects.get()
         assert delivery.status == Status.PROCESSED, delivery.error
         row = Member.objects.get(remote_id=member_id)
         assert row.deleted_remotely_at is None
         assert row.remote_updated_at_ms == sandbox.get_member(member_id)["updatedAtMs"]
 
-    def test_member_deleted_after_pluginlab_deleted_it_marks_the_row(self, client, sandbox):
+    def test_member_deleted_after_pluginlab_deleted_it_marks_the_row(self, webhook_client, sandbox):
         member_id = sandbox.member_ids()[2]
         sync.sync_member(member_id)
         sandbox.set_webhook_url(None)
         sandbox.delete_member(member_id)
         body = member_body("member.deleted", {"id": member_id})
-        assert send(client, body, sandbox.webhook_secret).status_code == 200
+        assert send(webhook_client, body, sandbox.webhook_secret).status_code == 200
         assert Member.objects.get(remote_id=member_id).deleted_remotely_at is not None
 
-    def test_an_old_member_updated_cannot_roll_the_row_back(self, client, sandbox):
+    def test_an_old_member_updated_cannot_roll_the_row_back(self, webhook_client, sandbox):
         member_id = sandbox.member_ids()[3]
         old = sandbox.get_member(member_id)
         sandbox.update_member(member_id, name="Current Name")
         sync.sync_member(member_id)
         body = member_body("member.updated", {**old, "name": "Stale Name"})
-        assert send(client, body, sandbox.webhook_secret).status_code == 200
+        assert send(webhook_client, body, sandbox.webhook_secret).status_code == 200
         assert Member.objects.get(remote_id=member_id).name == "Current Name"
 
 
@@ -225,27 +222,27 @@ class TestMemberEventsAskPluginLab:
 @pytest.mark.django_db
 class TestDeepBodies:
     @pytest.mark.parametrize("debug", [False, True])
-    def test_deeply_nested_body_is_400_never_500(self, client, webhook_secret, debug):
+    def test_deeply_nested_body_is_400_never_500(self, webhook_client, webhook_secret, debug):
         body = b'{"event":"x","data":' + b"[" * 1000 + b"]" * 1000 + b"}"
         with override_settings(DEBUG=debug):
-            response = post(client, body, signed_headers(body, event="x"))
+            response = post(webhook_client, body, signed_headers(body, event="x"))
         assert response.status_code == 400
         assert response.json()["code"] == "webhook/invalid-body-type"
         assert SECRET not in response.content.decode()
         assert not WebhookDelivery.objects.exists()
 
-    def test_deep_array_at_the_top(self, client, webhook_secret):
+    def test_deep_array_at_the_top(self, webhook_client, webhook_secret):
         body = b"[" * 100_000 + b"]" * 100_000
-        response = post(client, body, signed_headers(body))
+        response = post(webhook_client, body, signed_headers(body))
         assert response.json()["code"] == "webhook/invalid-body-type"
 
-    def test_depth_limit_and_brackets_inside_strings(self, client, webhook_secret):
+    def test_depth_limit_and_brackets_inside_strings(self, webhook_client, webhook_secret):
         # The object plus MAX_JSON_DEPTH - 1 arrays: exactly at the limit.
         nested = b"[" * (MAX_JSON_DEPTH - 1) + b"]" * (MAX_JSON_DEPTH - 1)
         fine = b'{"event":"x","s":"' + b"[" * 5000 + b'\\"","data":' + nested + b"}"
-        assert post(client, fine, signed_headers(fine, event="x")).status_code == 200
+        assert post(webhook_client, fine, signed_headers(fine, event="x")).status_code == 200
         deeper = b'{"event":"y","data":[' + nested + b"]}"
-        assert post(client, deeper, signed_headers(deeper, event="y")).status_code == 400
+        assert post(webhook_client, deeper, signed_headers(deeper, event="y")).status_code == 400
 
     @pytest.mark.parametrize(
         "body",
@@ -256,8 +253,8 @@ class TestDeepBodies:
             b'{"createdAtMs":true}',
         ],
     )
-    def test_other_undecodable_bodies_are_400(self, client, webhook_secret, body):
-        response = post(client, body, signed_headers(body))
+    def test_other_undecodable_bodies_are_400(self, webhook_client, webhook_secret, body):
+        response = post(webhook_client, body, signed_headers(body))
         assert response.status_code == 400
         assert response.json()["code"] in ("webhook/invalid-body-type", "webhook/invalid-timestamp")
         assert not WebhookDelivery.objects.exists()

@@ -16,7 +16,6 @@ import pytest
 import requests
 from django.contrib.auth.models import Permission, User
 from django.db import connection
-from django.test import Client, TestCase
 from django.urls import reverse
 from django.utils import timezone
 
@@ -36,121 +35,24 @@ from pluginlab_django.webhooks import (
     compute_signature,
     verify_webhook,
 )
+from tests.signal_recorder import SignalRecorder
+from tests.webhook_deliveries import (
+    SECRET,
+    URL,
+    OnCommitClient,
+    deliver,
+    make_body,
+    post,
+    signed_headers,
+    stored_delivery,
+)
 
 Status = WebhookDelivery.Status
-SECRET = "whsec-for-unit-tests"
-URL = "/pluginlab/webhook/"
 
 
 @pytest.fixture(autouse=True)
 def _eager(celery_eager):
     """Every test here runs tasks in-process."""
-
-
-class OnCommitClient(Client):
-    """Runs the view's on_commit callbacks (queueing the task) as a real commit would.
-
-    The ``django_db`` tests run inside a transaction that is never committed.
-    """
-
-    def request(self, **request):
-        with TestCase.captureOnCommitCallbacks(execute=True):
-            return super().request(**request)
-
-
-@pytest.fixture
-def client():
-    return OnCommitClient()
-
-
-@pytest.fixture
-def webhook_secret(settings):
-    settings.PLUGINLAB = {**settings.PLUGINLAB, "WEBHOOK_SECRET": SECRET}
-    return SECRET
-
-
-class SignalRecorder:
-    """Counts the calls of one signal (thread-safe: the live server is threaded)."""
-
-    def __init__(self, signal, raises: Exception | None = None):
-        self.__qualname__ = "SignalRecorder"  # send_robust logs receivers by qualname
-        self.signal = signal
-        self.raises = raises
-        self.calls: list[dict] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, sender, **kwargs):
-        with self._lock:
-            self.calls.append(kwargs)
-        if self.raises is not None:
-            raise self.raises
-
-    def __enter__(self):
-        self.signal.connect(self, weak=False, dispatch_uid=id(self))
-        return self
-
-    def __exit__(self, *exc):
-        self.signal.disconnect(dispatch_uid=id(self))
-
-
-_NOW = object()
-
-
-def make_body(
-    event="test.unknown",
-    delivery_id=None,
-    member_id="mem_" + "a" * 40,
-    created_at_ms=_NOW,
-    **extra,
-):
-    """A body like the sandbox's; ``created_at_ms=None`` leaves ``createdAtMs`` out."""
-    delivery_id = delivery_id or f"dlv_{uuid.uuid4().hex}"
-    payload = {
-        "event": event,
-        "deliveryId": delivery_id,
-        "createdAtMs": int(time.time() * 1000) if created_at_ms is _NOW else created_at_ms,
-        "data": {"member": {"id": member_id}},
-        **extra,
-    }
-    if payload["createdAtMs"] is None:
-        del payload["createdAtMs"]
-    return json.dumps(payload, separators=(",", ":")).encode(), delivery_id
-
-
-def signed_headers(
-    body: bytes,
-    *,
-    secret=SECRET,
-    event="test.unknown",
-    delivery_id="dlv_1",
-    timestamp_ms=None,
-    signature=None,
-):
-    headers = {
-        "X-PluginLab-Event": event,
-        "X-PluginLab-Delivery-Id": delivery_id,
-        "X-PluginLab-Hook-Id": "hook_1",
-        "X-PluginLab-Plugin-Id": "plg_tests",
-        "X-PluginLab-Signature-Version": "1",
-        "X-PluginLab-Signature-Algorithm": "sha256",
-        "X-PluginLab-Timestamp": str(
-            int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
-        ),
-        "X-Powered-By": "PluginLab",
-    }
-    sig = compute_signature(body, secret) if signature is None else signature
-    if sig:
-        headers["X-PluginLab-Signature"] = sig
-    return headers
-
-
-def post(client: Client, body: bytes, headers: dict, **extra):
-    return client.post(URL, data=body, content_type="application/json", headers=headers, **extra)
-
-
-def deliver(client: Client, event="test.unknown", delivery_id=None, **kwargs):
-    body, delivery_id = make_body(event, delivery_id)
-    return post(client, body, signed_headers(body, event=event, delivery_id=delivery_id, **kwargs))
 
 
 # verify_webhook ------------------------------------------------------------
@@ -278,14 +180,14 @@ class TestReceiver:
     def test_url_name(self):
         assert reverse("pluginlab:webhook") == URL
 
-    def test_valid_delivery_is_stored_then_processed(self, client, webhook_secret):
+    def test_valid_delivery_is_stored_then_processed(self, webhook_client, webhook_secret):
         body, delivery_id = make_body("test.unknown")
         headers = signed_headers(body, delivery_id=delivery_id)
         with (
             SignalRecorder(signals.webhook_stored) as stored,
             SignalRecorder(signals.webhook_received) as received,
         ):
-            response = post(client, body, headers)
+            response = post(webhook_client, body, headers)
         assert response.status_code == 200
         assert response.json() == {"status": "stored", "deliveryId": delivery_id}
         delivery = WebhookDelivery.objects.get()
@@ -305,14 +207,14 @@ class TestReceiver:
         assert response.status_code == 200
 
     @pytest.mark.parametrize("method", ["get", "put", "patch", "delete", "head", "options"])
-    def test_other_methods_405(self, client, webhook_secret, method):
-        response = getattr(client, method)(URL)
+    def test_other_methods_405(self, webhook_client, webhook_secret, method):
+        response = getattr(webhook_client, method)(URL)
         assert response.status_code == 405
         assert response["Allow"] == "POST"
         assert not WebhookDelivery.objects.exists()
 
-    def test_get_answers_json(self, client):
-        response = client.get(URL)
+    def test_get_answers_json(self, webhook_client):
+        response = webhook_client.get(URL)
         assert response.json()["code"] == "webhook/method-not-allowed"
 
     @pytest.mark.parametrize(
@@ -331,7 +233,7 @@ class TestReceiver:
         ],
     )
     def test_refused_deliveries_answer_400_and_are_not_stored(
-        self, client, webhook_secret, mangle, code, caplog
+        self, webhook_client, webhook_secret, mangle, code, caplog
     ):
         body, delivery_id = make_body()
         kwargs = {"delivery_id": delivery_id}
@@ -370,7 +272,7 @@ class TestReceiver:
             caplog.at_level("WARNING", logger="pluginlab_django.webhooks"),
             SignalRecorder(signals.webhook_received) as received,
         ):
-            response = post(client, sent, headers)
+            response = post(webhook_client, sent, headers)
         assert response.status_code == 400
         assert response.json()["code"] == code
         assert set(response.json()) == {"code", "message"}
@@ -382,21 +284,21 @@ class TestReceiver:
             assert body.decode(errors="replace") not in caplog.text
         assert SECRET not in caplog.text
 
-    def test_missing_secret_is_our_fault_500(self, client, settings):
+    def test_missing_secret_is_our_fault_500(self, webhook_client, settings):
         settings.PLUGINLAB = {**settings.PLUGINLAB, "WEBHOOK_SECRET": None}
-        response = deliver(client)
+        response = deliver(webhook_client)
         assert response.status_code == 500
         assert response.json()["code"] == "webhook/missing-secret"
         assert not WebhookDelivery.objects.exists()
 
-    def test_timestamp_header_optional(self, client, webhook_secret):
+    def test_timestamp_header_optional(self, webhook_client, webhook_secret):
         body, delivery_id = make_body()
         headers = signed_headers(body, delivery_id=delivery_id)
         del headers["X-PluginLab-Timestamp"]
-        assert post(client, body, headers).status_code == 200
+        assert post(webhook_client, body, headers).status_code == 200
         assert WebhookDelivery.objects.filter(delivery_id=delivery_id).exists()
 
-    def test_declared_oversized_body_refused_before_reading(self, client, settings):
+    def test_declared_oversized_body_refused_before_reading(self, webhook_client, settings):
         settings.PLUGINLAB = {
             **settings.PLUGINLAB,
             "WEBHOOK_SECRET": SECRET,
@@ -410,7 +312,7 @@ class TestReceiver:
             readline = read
 
         body, delivery_id = make_body()
-        response = client.generic(
+        response = webhook_client.generic(
             "POST",
             URL,
             data=body,
@@ -423,22 +325,27 @@ class TestReceiver:
         assert response.json()["code"] == "webhook/body-too-large"
         assert not WebhookDelivery.objects.exists()
 
-    def test_default_limit_is_one_mib(self, client, webhook_secret):
+    def test_default_limit_is_one_mib(self, webhook_client, webhook_secret):
         body = b'{"pad":"' + b"x" * (1024 * 1024) + b'"}'
-        response = post(client, body, signed_headers(body))
+        response = post(webhook_client, body, signed_headers(body))
         assert response.status_code == 413
         assert not WebhookDelivery.objects.exists()
 
-    def test_body_at_the_limit_accepted(self, client, settings):
+    def test_body_at_the_limit_accepted(self, webhook_client, settings):
         body, delivery_id = make_body()
         settings.PLUGINLAB = {
             **settings.PLUGINLAB,
             "WEBHOOK_SECRET": SECRET,
             "WEBHOOK_MAX_BODY_BYTES": len(body),
         }
-        assert post(client, body, signed_headers(body, delivery_id=delivery_id)).status_code == 200
+        assert (
+            post(webhook_client, body, signed_headers(body, delivery_id=delivery_id)).status_code
+            == 200
+        )
 
-    def test_body_longer_than_its_declared_length_is_cut_not_trusted(self, client, settings):
+    def test_body_longer_than_its_declared_length_is_cut_not_trusted(
+        self, webhook_client, settings
+    ):
         """A lying Content-Length reads at most limit + 1 bytes; the cut body fails."""
         body, delivery_id = make_body()
         settings.PLUGINLAB = {
@@ -446,7 +353,7 @@ class TestReceiver:
             "WEBHOOK_SECRET": SECRET,
             "WEBHOOK_MAX_BODY_BYTES": len(body) - 10,
         }
-        response = client.generic(
+        response = webhook_client.generic(
             "POST",
             URL,
             data=body,
@@ -457,13 +364,15 @@ class TestReceiver:
         assert response.status_code in (400, 413)
         assert not WebhookDelivery.objects.exists()
 
-    def test_repeated_delivery_answers_2xx_and_is_processed_once(self, client, webhook_secret):
+    def test_repeated_delivery_answers_2xx_and_is_processed_once(
+        self, webhook_client, webhook_secret
+    ):
         body, delivery_id = make_body()
         headers = signed_headers(body, delivery_id=delivery_id)
         with SignalRecorder(signals.webhook_received) as received:
-            first = post(client, body, headers)
-            second = post(client, body, headers)
-            third = post(client, body, signed_headers(body, delivery_id=delivery_id))
+            first = post(webhook_client, body, headers)
+            second = post(webhook_client, body, headers)
+            third = post(webhook_client, body, signed_headers(body, delivery_id=delivery_id))
         assert first.status_code == second.status_code == third.status_code == 200
         assert first.json()["status"] == "stored"
         assert second.json() == {"status": "duplicate", "deliveryId": delivery_id}
@@ -471,39 +380,41 @@ class TestReceiver:
         assert len(received.calls) == 1
         assert WebhookDelivery.objects.get().attempts == 1
 
-    def test_delivery_id_from_the_body_when_the_header_is_missing(self, client, webhook_secret):
+    def test_delivery_id_from_the_body_when_the_header_is_missing(
+        self, webhook_client, webhook_secret
+    ):
         body, delivery_id = make_body()
         headers = signed_headers(body)
         del headers["X-PluginLab-Delivery-Id"]
-        assert post(client, body, headers).json()["deliveryId"] == delivery_id
-        assert post(client, body, headers).json()["status"] == "duplicate"
+        assert post(webhook_client, body, headers).json()["deliveryId"] == delivery_id
+        assert post(webhook_client, body, headers).json()["status"] == "duplicate"
 
-    def test_no_delivery_id_at_all_dedupes_on_the_body(self, client, webhook_secret):
+    def test_no_delivery_id_at_all_dedupes_on_the_body(self, webhook_client, webhook_secret):
         body = b'{"event":"test.unknown"}'
         headers = signed_headers(body)
         del headers["X-PluginLab-Delivery-Id"]
-        assert post(client, body, headers).json()["status"] == "stored"
-        assert post(client, body, headers).json()["status"] == "duplicate"
+        assert post(webhook_client, body, headers).json()["status"] == "stored"
+        assert post(webhook_client, body, headers).json()["status"] == "duplicate"
         assert WebhookDelivery.objects.get().delivery_id.startswith("sha256:")
 
-    def test_overlong_delivery_id_is_hashed_not_refused(self, client, webhook_secret):
+    def test_overlong_delivery_id_is_hashed_not_refused(self, webhook_client, webhook_secret):
         body, delivery_id = make_body(delivery_id="d" * 500)
-        response = post(client, body, signed_headers(body, delivery_id=delivery_id))
+        response = post(webhook_client, body, signed_headers(body, delivery_id=delivery_id))
         assert response.status_code == 200
         assert len(WebhookDelivery.objects.get().delivery_id) <= 128
 
-    def test_unknown_event_stored_2xx_ignored(self, client, webhook_secret):
-        response = deliver(client, event="brand.new-event")
+    def test_unknown_event_stored_2xx_ignored(self, webhook_client, webhook_secret):
+        response = deliver(webhook_client, event="brand.new-event")
         assert response.status_code == 200
         delivery = WebhookDelivery.objects.get()
         assert delivery.event == "brand.new-event"
         assert delivery.status == Status.IGNORED
         assert delivery.processed_at is not None
 
-    def test_unknown_event_with_a_receiver_is_processed(self, client, webhook_secret):
+    def test_unknown_event_with_a_receiver_is_processed(self, webhook_client, webhook_secret):
         with SignalRecorder(signals.webhook_event("brand.new-event")) as handler:
-            deliver(client, event="brand.new-event")
-            deliver(client, event="other.event")
+            deliver(webhook_client, event="brand.new-event")
+            deliver(webhook_client, event="other.event")
         assert len(handler.calls) == 1
         assert handler.calls[0]["event"] == "brand.new-event"
         assert WebhookDelivery.objects.get(event="brand.new-event").status == Status.PROCESSED
@@ -513,13 +424,15 @@ class TestReceiver:
         assert signals.webhook_event("a.b") is signals.webhook_event("a.b")
         assert signals.webhook_event("a.b") is not signals.webhook_event("a.c")
 
-    def test_failing_handler_leaves_it_failed_sender_still_2xx(self, client, webhook_secret):
+    def test_failing_handler_leaves_it_failed_sender_still_2xx(
+        self, webhook_client, webhook_secret
+    ):
         with (
             SignalRecorder(signals.webhook_received, raises=RuntimeError("boom")),
             SignalRecorder(signals.webhook_failed) as failed,
             SignalRecorder(signals.webhook_processed) as processed,
         ):
-            response = deliver(client)
+            response = deliver(webhook_client)
         assert response.status_code == 200
         delivery = WebhookDelivery.objects.get()
         assert delivery.status == Status.FAILED
@@ -539,39 +452,36 @@ class TestReceiver:
         delivery.refresh_from_db()
         assert (delivery.status, delivery.attempts, delivery.error) == (Status.PROCESSED, 2, "")
 
-    def test_failing_redelivery_is_not_rerun_by_the_sender(self, client, webhook_secret):
+    def test_failing_redelivery_is_not_rerun_by_the_sender(self, webhook_client, webhook_secret):
         """A redelivery of a failed delivery is answered 2xx; retries are ours."""
         body, delivery_id = make_body()
         headers = signed_headers(body, delivery_id=delivery_id)
         with SignalRecorder(signals.webhook_received, raises=RuntimeError("boom")) as rec:
-            post(client, body, headers)
-            assert post(client, body, headers).status_code == 200
+            post(webhook_client, body, headers)
+            assert post(webhook_client, body, headers).status_code == 200
         assert len(rec.calls) == 1
 
-    def test_broken_stored_receiver_still_answers_2xx(self, client, webhook_secret):
+    def test_broken_stored_receiver_still_answers_2xx(self, webhook_client, webhook_secret):
         with SignalRecorder(signals.webhook_stored, raises=RuntimeError("oops")):
-            assert deliver(client).status_code == 200
+            assert deliver(webhook_client).status_code == 200
         assert WebhookDelivery.objects.get().status == Status.IGNORED
 
-    def test_broken_lifecycle_receiver_does_not_undo_the_outcome(self, client, webhook_secret):
+    def test_broken_lifecycle_receiver_does_not_undo_the_outcome(
+        self, webhook_client, webhook_secret
+    ):
         with SignalRecorder(signals.webhook_processed, raises=RuntimeError("late")):
-            assert deliver(client).status_code == 200
+            assert deliver(webhook_client).status_code == 200
         assert WebhookDelivery.objects.get().status == Status.IGNORED
 
-    def test_member_event_without_member_id_is_ignored(self, client, webhook_secret):
+    def test_member_event_without_member_id_is_ignored(self, webhook_client, webhook_secret):
         body = json.dumps({"event": "member.updated", "data": {}}).encode()
-        post(client, body, signed_headers(body, event="member.updated", delivery_id="dlv_x"))
+        post(
+            webhook_client, body, signed_headers(body, event="member.updated", delivery_id="dlv_x")
+        )
         assert WebhookDelivery.objects.get().status == Status.IGNORED
 
 
 # The service's claim ---------------------------------------------------------
-
-
-def stored_delivery(status=Status.RECEIVED, **fields) -> WebhookDelivery:
-    body, delivery_id = make_body()
-    return WebhookDelivery.objects.create(
-        delivery_id=delivery_id, event="test.unknown", body=body.decode(), status=status, **fields
-    )
 
 
 @pytest.mark.django_db
@@ -625,26 +535,26 @@ class TestAdmin:
         user.user_permissions.set(Permission.objects.filter(codename__in=perms))
         return user
 
-    def test_list_search_and_detail(self, client):
+    def test_list_search_and_detail(self, webhook_client):
         delivery = stored_delivery(Status.FAILED, error="RuntimeError: boom", attempts=2)
-        client.force_login(self.staff("view_webhookdelivery"))
-        page = client.get(self.changelist, {"q": delivery.delivery_id})
+        webhook_client.force_login(self.staff("view_webhookdelivery"))
+        page = webhook_client.get(self.changelist, {"q": delivery.delivery_id})
         assert page.status_code == 200
         assert delivery.delivery_id in page.content.decode()
-        assert client.get(self.changelist, {"status__exact": "failed"}).status_code == 200
-        detail = client.get(f"{self.changelist}{delivery.pk}/change/")
+        assert webhook_client.get(self.changelist, {"status__exact": "failed"}).status_code == 200
+        detail = webhook_client.get(f"{self.changelist}{delivery.pk}/change/")
         assert detail.status_code == 200 and "RuntimeError: boom" in detail.content.decode()
         # Read-only: no add, no save.
-        assert client.get(f"{self.changelist}add/").status_code == 403
+        assert webhook_client.get(f"{self.changelist}add/").status_code == 403
         assert "Reprocess" not in page.content.decode()
 
-    def test_reprocess_action(self, client):
+    def test_reprocess_action(self, webhook_client):
         failed = stored_delivery(Status.FAILED, error="RuntimeError: boom", attempts=1)
         done = stored_delivery(Status.PROCESSED, attempts=1, processed_at=timezone.now())
-        client.force_login(self.staff("view_webhookdelivery", "reprocess_webhookdelivery"))
-        assert "Reprocess" in client.get(self.changelist).content.decode()
+        webhook_client.force_login(self.staff("view_webhookdelivery", "reprocess_webhookdelivery"))
+        assert "Reprocess" in webhook_client.get(self.changelist).content.decode()
         with SignalRecorder(signals.webhook_event("test.unknown")) as handler:
-            response = client.post(
+            response = webhook_client.post(
                 self.changelist,
                 {"action": "reprocess", "_selected_action": [failed.pk, done.pk]},
                 follow=True,
@@ -656,18 +566,20 @@ class TestAdmin:
         failed.refresh_from_db()
         assert (failed.status, failed.attempts, failed.error) == (Status.PROCESSED, 2, "")
 
-    def test_reprocess_needs_the_permission(self, client):
+    def test_reprocess_needs_the_permission(self, webhook_client):
         failed = stored_delivery(Status.FAILED)
-        client.force_login(self.staff("view_webhookdelivery"))
-        client.post(self.changelist, {"action": "reprocess", "_selected_action": [failed.pk]})
+        webhook_client.force_login(self.staff("view_webhookdelivery"))
+        webhook_client.post(
+            self.changelist, {"action": "reprocess", "_selected_action": [failed.pk]}
+        )
         failed.refresh_from_db()
         assert failed.status == Status.FAILED and failed.attempts == 0
 
-    def test_reprocess_reports_a_new_failure(self, client):
+    def test_reprocess_reports_a_new_failure(self, webhook_client):
         failed = stored_delivery(Status.FAILED)
-        client.force_login(self.staff("view_webhookdelivery", "reprocess_webhookdelivery"))
+        webhook_client.force_login(self.staff("view_webhookdelivery", "reprocess_webhookdelivery"))
         with SignalRecorder(signals.webhook_received, raises=ValueError("still broken")):
-            response = client.post(
+            response = webhook_client.post(
                 self.changelist,
                 {"action": "reprocess", "_selected_action": [failed.pk]},
                 follow=True,

@@ -17,6 +17,7 @@ from pluginlab_django.clients.exceptions import MemberNotFound, UnexpectedNotFou
 from pluginlab_django.models import ApiKey, Identity, Member, SyncRun
 from pluginlab_django.services import members as member_services
 from pluginlab_django.sync.row_upsert import Outcome, upsert_row
+from tests.signal_recorder import SignalRecorder
 
 pytestmark = pytest.mark.django_db
 
@@ -120,18 +121,11 @@ def test_a_page_counts_created_updated_and_unchanged_from_the_statement(sandbox)
 
 def test_store_member_signals_only_what_it_wrote(sandbox):
     wire = sandbox.get_member(sandbox.member_ids()[4])
-    calls: list[tuple[str, bool]] = []
-
-    def receiver(sender, member, created, **kwargs):
-        calls.append((member.remote_id, created))
-
-    signals.member_synced.connect(receiver, weak=False)
-    try:
+    with SignalRecorder(signals.member_synced) as synced:
         sync.store_member(remote.Member.from_json(wire))
         sync.store_member(remote.Member.from_json(wire))
         sync.store_member(newer_copy(wire, name="X", later_ms=wire["updatedAtMs"] + 1))
-    finally:
-        signals.member_synced.disconnect(receiver)
+    calls = [(call["member"].remote_id, call["created"]) for call in synced.calls]
     assert calls == [(wire["id"], True), (wire["id"], False)]
 
 

@@ -25,11 +25,12 @@ import logging
 import threading
 import time
 
-from django.core.signals import request_finished, setting_changed
+from django.core.signals import request_finished
 from django.db import DatabaseError, connections, router
 from django.dispatch import receiver
 
 from .. import sync
+from ..conf import on_settings_change
 from ..models import Member
 from ..sync.plans import TokenPlan
 from ..tokens import TokenPayload
@@ -131,6 +132,11 @@ def forget_recorded_plans() -> None:
         _pending.clear()
 
 
+# A memo of plans seen under other settings (another remote, another tenant)
+# must not hide this one's members.
+on_settings_change(forget_recorded_plans)
+
+
 @receiver(request_finished)
 def _flush_after_response(**kwargs) -> None:
     if not _pending:
@@ -142,9 +148,3 @@ def _flush_after_response(**kwargs) -> None:
     flush_recorded_plans()
     if opened_here and not connection.in_atomic_block:
         connection.close()
-
-
-@receiver(setting_changed)
-def _forget_on_settings_change(*, setting: str, **kwargs) -> None:
-    if setting == "PLUGINLAB":
-        forget_recorded_plans()

@@ -11,7 +11,7 @@ As context managers::
 
 As a launcher (what ``make test`` uses)::
 
-    python -m tests.services --postgres --redis -- pytest -m "not browser"
+    python -m tests.throwaway_servers --postgres --redis -- pytest -m "not browser"
 
 runs the command with ``DATABASE_URL`` and ``PLUGINLAB_TEST_REDIS_URL``
 exported and exits with the command's status.
@@ -204,7 +204,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.services",
+        prog="python -m tests.throwaway_servers",
         description="Run a command with throwaway PostgreSQL and/or Redis servers.",
     )
     parser.add_argument("--postgres", action="store_true", help="export DATABASE_URL")
