@@ -35,6 +35,19 @@ def webhook_secret(settings) -> str:
 
 
 @pytest.fixture
+def celery_conf():
+    """The default Celery app's configuration (no broker, not eager), restored afterwards."""
+    from celery import current_app
+
+    conf = current_app.conf
+    keys = ("broker_url", "broker_write_url", "task_always_eager", "task_eager_propagates")
+    saved = {key: conf[key] for key in keys}
+    conf.update(broker_url=None, broker_write_url=None, task_always_eager=False)
+    yield conf
+    conf.update(saved)
+
+
+@pytest.fixture
 def redis_url() -> Iterator[str]:
     """A throwaway Redis for a real Celery worker. Without ``redis-server`` the
     test is skipped, except under ``CI``, where it fails."""

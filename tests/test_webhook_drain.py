@@ -16,8 +16,14 @@ from pluginlab_django import signals
 from pluginlab_django.models import WebhookDelivery
 from pluginlab_django.services import webhook_dispatch
 from pluginlab_django.tasks import webhooks as webhook_tasks
-from tests.test_webhook_processing import celery_conf, set_processing  # noqa: F401 (fixture)
-from tests.test_webhooks import SECRET, OnCommitClient, SignalRecorder, deliver, stored_delivery
+from tests.signal_recorder import SignalRecorder
+from tests.webhook_deliveries import (
+    SECRET,
+    OnCommitClient,
+    deliver,
+    set_processing,
+    stored_delivery,
+)
 
 pytestmark = pytest.mark.django_db
 Status = WebhookDelivery.Status
@@ -37,7 +43,7 @@ class Recorded:
 
 
 @pytest.fixture
-def celery_mode(settings, celery_conf):  # noqa: F811 (the imported fixture)
+def celery_mode(settings, celery_conf):
     settings.PLUGINLAB = {**settings.PLUGINLAB, "WEBHOOK_SECRET": SECRET}
     set_processing(settings, "celery")
     celery_conf.broker_url = "redis://127.0.0.1:1/0"  # never reached: apply_async is replaced

@@ -12,7 +12,6 @@ from io import StringIO
 
 import django
 import pytest
-from celery import current_app
 from django.core.checks import run_checks
 from django.core.management import CommandError, call_command
 from django.http import HttpResponse
@@ -30,6 +29,7 @@ from tests.webhook_deliveries import (
     deliver,
     make_body,
     post,
+    set_processing,
     signed_headers,
     stored_delivery,
 )
@@ -37,21 +37,6 @@ from tests.webhook_deliveries import (
 Status = WebhookDelivery.Status
 #: Nothing listens here: connecting is refused at once.
 DEAD_BROKER = "redis://127.0.0.1:1/0"
-
-
-@pytest.fixture
-def celery_conf():
-    """The default Celery app's configuration, restored afterwards."""
-    conf = current_app.conf
-    keys = ("broker_url", "broker_write_url", "task_always_eager", "task_eager_propagates")
-    saved = {key: conf[key] for key in keys}
-    conf.update(broker_url=None, broker_write_url=None, task_always_eager=False)
-    yield conf
-    conf.update(saved)
-
-
-def set_processing(settings, value: str) -> None:
-    settings.PLUGINLAB = {**settings.PLUGINLAB, "WEBHOOK_PROCESSING": value}
 
 
 def check_ids() -> set[str]:

@@ -94,3 +94,8 @@ def stored_delivery(status=WebhookDelivery.Status.RECEIVED, **fields) -> Webhook
     return WebhookDelivery.objects.create(
         delivery_id=delivery_id, event="test.unknown", body=body.decode(), status=status, **fields
     )
+
+
+def set_processing(settings, value: str) -> None:
+    """``WEBHOOK_PROCESSING`` set to ``value`` for one test."""
+    settings.PLUGINLAB = {**settings.PLUGINLAB, "WEBHOOK_PROCESSING": value}
