@@ -235,13 +235,18 @@ Press Ctrl-C to stop the site and the sandbox."""
         return proc
 
     def stop_all(self) -> None:
+        # One deadline for all children (not 10 s each): Ctrl-C returns within
+        # about 15 s whatever number of children is slow to exit.
         for proc in reversed(self.children):
             _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + 10
         for proc in reversed(self.children):
             try:
-                proc.wait(10)
+                proc.wait(max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:
                 _signal_group(proc, signal.SIGKILL)
+        for proc in self.children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(5)
         self.children.clear()
 
