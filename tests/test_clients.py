@@ -20,6 +20,8 @@ from pluginlab_django.clients import (
 )
 from pluginlab_django.clients.types import EventLocation
 
+pytestmark = pytest.mark.no_db
+
 
 @pytest.fixture
 def client(sandbox) -> PluginLabClient:

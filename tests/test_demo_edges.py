@@ -17,6 +17,8 @@ from django.core.management.base import CommandError
 
 from tests.test_demo import alive, descendants, free_port
 
+pytestmark = pytest.mark.no_db
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -30,6 +30,8 @@ import requests
 
 from pluginlab_django.testing import Sandbox
 
+pytestmark = pytest.mark.no_db
+
 ISSUER = "https://auth.pluginlab.ai"
 UNKNOWN_ID = "mem_" + "0" * 40
 REPO = Path(__file__).resolve().parent.parent

@@ -17,6 +17,8 @@ from pluginlab_django.testing import ENV_KEYS
 from pluginlab_django.testing.credentials import derived_credentials, development_fernet_key
 from tests.test_sandbox import free_port
 
+pytestmark = pytest.mark.no_db
+
 REPO = Path(__file__).resolve().parent.parent
 STABLE = [key for key in ENV_KEYS if key != "PLUGINLAB_DEMO_TOKEN"]
 

@@ -38,7 +38,7 @@ from pluginlab_django.tokens import (
     verify_token,
 )
 
-pytestmark = pytest.mark.usefixtures("fresh_verifier")
+pytestmark = [pytest.mark.usefixtures("fresh_verifier"), pytest.mark.no_db]
 
 CERT_PATH = "/auth/admin/v1/cert"
 ISSUER = "https://auth.pluginlab.ai"

@@ -18,6 +18,8 @@ import jwt
 import pytest
 from plugipay import PlugipayClient, PlugipayError
 
+pytestmark = pytest.mark.no_db
+
 HAS_PLUGINLAB_ADMIN = sys.version_info >= (3, 11)  # the SDK requires Python >= 3.11
 if HAS_PLUGINLAB_ADMIN:
     # On 3.11+ a missing SDK is a collection error, never a skip.

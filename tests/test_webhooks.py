@@ -156,6 +156,7 @@ def deliver(client: Client, event="test.unknown", delivery_id=None, **kwargs):
 # verify_webhook ------------------------------------------------------------
 
 
+@pytest.mark.no_db
 class TestVerifyWebhook:
     body = b'{"event":"member.updated","data":{"member":{"id":"mem_1"}}}'
 
