@@ -6,6 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo test preflight test-sqlite test-postgres test-compat lint typecheck bench clean venv
+.PHONY: test-compat-dj42 test-compat-dj6 venv-compat
 
 ## Create the virtualenv and install everything (skipped when up to date).
 $(STAMP): requirements/base.txt requirements/test.txt requirements/dev.txt
@@ -20,7 +21,9 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m demo_project.run_demo
 
-## The whole test suite: SQLite (everything, headless Chromium included), then PostgreSQL.
+## The whole test suite: SQLite (everything, headless Chromium included), then PostgreSQL
+## (what depends on the database: tests marked no_db are the SQLite leg's alone).
+## `make -j2 test` runs the two legs side by side, as .ci/run does.
 test: preflight test-sqlite test-postgres
 
 ## PostgreSQL, Redis and Chromium present? As root with apt: installs what is
@@ -28,11 +31,19 @@ test: preflight test-sqlite test-postgres
 preflight:
 	$(PYTHON) tests/preflight.py
 
-test-sqlite: $(STAMP)
-	$(PY) -m tests.throwaway_servers --redis -- $(PY) -m pytest
+# Each leg has its own servers (tests.throwaway_servers), database and temporary
+# directory, so legs can run side by side (make -j2); each line a leg prints
+# starts with its name, and pipefail keeps pytest's exit status.
+LEGS := test-sqlite test-postgres test-compat-dj42 test-compat-dj6
+$(LEGS): SHELL := /bin/bash
+$(LEGS): .SHELLFLAGS := -o pipefail -c
+LABEL = 2>&1 | sed -u 's/^/[$@] /'
 
-test-postgres: $(STAMP)
-	$(PY) -m tests.throwaway_servers --postgres --redis -- $(PY) -m pytest -m "not browser"
+test-sqlite: $(STAMP) | preflight
+	$(PY) -m tests.throwaway_servers --redis -- $(PY) -m pytest $(LABEL)
+
+test-postgres: $(STAMP) | preflight
+	$(PY) -m tests.throwaway_servers --postgres --redis -- $(PY) -m pytest -m "not browser and not no_db" $(LABEL)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -69,6 +80,13 @@ COMPAT_TESTS := -m "not browser and not slow and not celery_worker" -p no:cachep
 	.venv-dj6/bin/python -m pip install --quiet -r requirements/test.txt "Django>=6,<7"
 	touch $@
 
-test-compat: .venv-dj42/.installed .venv-dj6/.installed
-	.venv-dj42/bin/python -m pytest $(COMPAT_TESTS)
-	.venv-dj6/bin/python -m pytest $(COMPAT_TESTS)
+venv-compat: .venv-dj42/.installed .venv-dj6/.installed
+
+## `make -j2 test-compat` runs the two legs side by side.
+test-compat: test-compat-dj42 test-compat-dj6
+
+test-compat-dj42: .venv-dj42/.installed
+	.venv-dj42/bin/python -m pytest $(COMPAT_TESTS) $(LABEL)
+
+test-compat-dj6: .venv-dj6/.installed
+	.venv-dj6/bin/python -m pytest $(COMPAT_TESTS) $(LABEL)

@@ -9,7 +9,7 @@ import pytest
 
 from tests.webhook_receiver import WebhookReceiver
 
-pytest_plugins = ["pluginlab_django.testing.pytest_plugin", "tests.shared_fixtures"]
+pytest_plugins = ["pluginlab_django.testing.pytest_plugin", "tests.shared_fixtures", "tests.no_db"]
 
 
 @pytest.fixture

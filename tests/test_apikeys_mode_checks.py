@@ -8,6 +8,8 @@ from pluginlab_django.checks import check_plugipay_mode
 from pluginlab_django.conf import check_value
 from pluginlab_django.models import ApiKey
 
+pytestmark = pytest.mark.no_db
+
 TEST_ID, TEST_SECRET = "pk_test_" + "a" * 24, "sk_test_" + "b" * 48
 LIVE_ID, LIVE_SECRET = "pk_live_" + "c" * 24, "sk_live_" + "d" * 48
 

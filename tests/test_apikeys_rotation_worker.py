@@ -51,6 +51,7 @@ def _works(sb: Sandbox, key_id: str, secret: str) -> bool:
     return True
 
 
+@pytest.mark.no_db
 def test_the_revocation_task_is_in_the_default_beat_schedule():
     assert TASK in {entry["task"] for entry in DEFAULT_BEAT_SCHEDULE.values()}
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import sys
 import types
 
+import pytest
 from django.core.checks import run_checks
 
 from pluginlab_django.checks import check_webhook_url_mounted
+
+pytestmark = pytest.mark.no_db
 
 
 def ids(messages) -> set[str]:

@@ -21,6 +21,8 @@ from pluginlab_django.clients import (
 from pluginlab_django.clients.types import EventLocation
 from tests.sandbox_support import first_member_with
 
+pytestmark = pytest.mark.no_db
+
 
 @pytest.fixture
 def client(sandbox) -> PluginLabClient:

@@ -17,7 +17,7 @@ from tests.process_tree import alive, descendants
 from tests.throwaway_servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.no_db]
 
 
 def test_demo_runs_serves_the_api_and_stops_cleanly_on_ctrl_c(tmp_path):

@@ -18,6 +18,8 @@ from django.core.management.base import CommandError
 from tests.process_tree import alive, descendants
 from tests.throwaway_servers import free_port
 
+pytestmark = pytest.mark.no_db
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

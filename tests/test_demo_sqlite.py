@@ -11,6 +11,8 @@ import sys
 import django
 import pytest
 
+pytestmark = pytest.mark.no_db
+
 
 def demo_options(monkeypatch, version) -> dict:
     monkeypatch.setattr(django, "VERSION", version)

@@ -29,7 +29,7 @@ from tests.throwaway_servers import free_port
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.no_db]
 
 
 def python310() -> str | None:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.no_db
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -9,8 +9,12 @@ import configparser
 import re
 from pathlib import Path
 
+import pytest
+
 from pluginlab_django import __version__
 from pluginlab_django.conf import DEFAULTS
+
+pytestmark = pytest.mark.no_db
 
 ROOT = Path(__file__).resolve().parent.parent
 

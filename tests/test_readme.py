@@ -5,6 +5,10 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.no_db
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -15,6 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.sandbox_support import (
@@ -22,6 +23,8 @@ from tests.sandbox_support import (
     verify_with_jwks,
 )
 from tests.throwaway_servers import free_port
+
+pytestmark = pytest.mark.no_db
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -17,6 +17,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.no_db
+
 REPO = Path(__file__).resolve().parent.parent
 
 SCRIPT = textwrap.dedent(

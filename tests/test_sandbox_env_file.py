@@ -17,6 +17,8 @@ from pluginlab_django.testing.credentials import derived_credentials, developmen
 from tests.sandbox_support import bare_environment
 from tests.throwaway_servers import free_port
 
+pytestmark = pytest.mark.no_db
+
 REPO = Path(__file__).resolve().parent.parent
 STABLE = [key for key in ENV_KEYS if key != "PLUGINLAB_DEMO_TOKEN"]
 

@@ -25,6 +25,8 @@ from tests.sandbox_support import (
     quota_url,
 )
 
+pytestmark = pytest.mark.no_db
+
 # Admin authentication (§1.1) ------------------------------------------------
 
 

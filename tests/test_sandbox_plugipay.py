@@ -18,6 +18,8 @@ from tests.sandbox_support import (
     plugipay_request,
 )
 
+pytestmark = pytest.mark.no_db
+
 # Plugipay (§2) --------------------------------------------------------------
 
 

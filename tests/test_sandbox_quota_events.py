@@ -14,6 +14,8 @@ from tests.sandbox_support import (
     quota_url,
 )
 
+pytestmark = pytest.mark.no_db
+
 # Quota and custom events (§1.3, §1.4) ----------------------------------------
 
 

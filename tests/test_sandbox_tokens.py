@@ -18,6 +18,8 @@ from tests.sandbox_support import (
     verify_with_jwks,
 )
 
+pytestmark = pytest.mark.no_db
+
 # JWKS and tokens (§1.5) -----------------------------------------------------
 
 

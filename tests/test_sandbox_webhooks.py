@@ -11,12 +11,15 @@ import hashlib
 import hmac
 import json
 
+import pytest
 import requests
 
 from tests.sandbox_support import (
     first_member_with,
     members_url,
 )
+
+pytestmark = pytest.mark.no_db
 
 # Webhooks (§1.6) ------------------------------------------------------------
 

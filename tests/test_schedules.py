@@ -1,9 +1,12 @@
 """The documented beat schedule names tasks that exist."""
 
+import pytest
 from celery import current_app
 
 import pluginlab_django.tasks  # noqa: F401 - registers the shared tasks
 from pluginlab_django.schedules import DEFAULT_BEAT_SCHEDULE
+
+pytestmark = pytest.mark.no_db
 
 
 def test_every_scheduled_task_is_registered():

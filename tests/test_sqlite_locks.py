@@ -28,6 +28,7 @@ def locked() -> OperationalError:
     return OperationalError("database is locked")
 
 
+@pytest.mark.no_db
 def test_retry_repeats_a_locked_unit_then_succeeds():
     calls = []
 
@@ -42,6 +43,7 @@ def test_retry_repeats_a_locked_unit_then_succeeds():
     assert len(calls) == 3
 
 
+@pytest.mark.no_db
 def test_retry_gives_up_with_a_clear_error():
     @retry_if_locked(attempts=3, first_pause=0)
     def work():

@@ -42,7 +42,7 @@ from tests.forged_tokens import (
     signing_key,
 )
 
-pytestmark = pytest.mark.usefixtures("fresh_verifier")
+pytestmark = [pytest.mark.usefixtures("fresh_verifier"), pytest.mark.no_db]
 
 # --- Accepted tokens -------------------------------------------------------
 

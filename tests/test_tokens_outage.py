@@ -24,6 +24,7 @@ def skip_failure_backoff() -> None:
     tokens.get_verifier().keys._retry_not_before = float("-inf")
 
 
+@pytest.mark.no_db
 def test_a_key_rotated_during_the_outage_is_unavailable_not_invalid(sandbox):
     ids = sandbox.member_ids()
     verify_token(sandbox.mint_token(ids[0]))  # warm: the old key is known
@@ -41,6 +42,7 @@ def test_a_key_rotated_during_the_outage_is_unavailable_not_invalid(sandbox):
     assert sandbox.request_count(CERT_PATH) == fetches
 
 
+@pytest.mark.no_db
 def test_the_rotated_key_is_accepted_as_soon_as_the_cert_url_answers(sandbox):
     ids = sandbox.member_ids()
     verify_token(sandbox.mint_token(ids[0]))
@@ -58,6 +60,7 @@ def test_the_rotated_key_is_accepted_as_soon_as_the_cert_url_answers(sandbox):
     assert verify_token(rotated).uid == ids[1]  # not 60 s of UnknownSigningKey
 
 
+@pytest.mark.no_db
 def test_an_unknown_kid_with_the_cert_url_up_is_still_invalid(sandbox):
     ids = sandbox.member_ids()
     verify_token(sandbox.mint_token(ids[0]))

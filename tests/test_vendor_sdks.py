@@ -20,6 +20,8 @@ from plugipay import PlugipayClient, PlugipayError
 
 from tests.sandbox_support import first_member_with
 
+pytestmark = pytest.mark.no_db
+
 HAS_PLUGINLAB_ADMIN = sys.version_info >= (3, 11)  # the SDK requires Python >= 3.11
 if HAS_PLUGINLAB_ADMIN:
     # On 3.11+ a missing SDK is a collection error, never a skip.

@@ -46,6 +46,7 @@ def check_ids() -> set[str]:
 # Choosing the processor --------------------------------------------------------
 
 
+@pytest.mark.no_db
 class TestMode:
     def test_auto_without_a_celery_app_is_inline(self, celery_conf):
         assert not webhook_dispatch.celery_broker_configured()

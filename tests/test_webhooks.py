@@ -58,6 +58,7 @@ def _eager(celery_eager):
 # verify_webhook ------------------------------------------------------------
 
 
+@pytest.mark.no_db
 class TestVerifyWebhook:
     body = b'{"event":"member.updated","data":{"member":{"id":"mem_1"}}}'
 
