@@ -1,4 +1,5 @@
-"""Local checks: the settings, the cached JWKS, the syncs, the webhook backlog.
+"""Local checks: the settings, the cached JWKS, the syncs, the webhook backlog,
+the usage-event outbox and scheduled API key revocations.
 
 None of them calls a remote host; ``settings`` is cheap enough for a
 liveness probe.
@@ -127,4 +128,69 @@ def webhook_deliveries() -> Result:
         summary += f" (oldest waiting {_age((now - oldest).total_seconds())})"
     if stuck or failed or (oldest is not None and now - oldest > WEBHOOK_WAIT_WARNING):
         return Result.warn(summary + ": see the admin's webhook deliveries", **details)
+    return Result.ok(summary, **details)
+
+
+@doctor_check("events.outbox")
+def usage_events() -> Result:
+    """The custom-event outbox: pending, stuck ``sending`` (a sender died
+    mid-POST: reported, never resent blindly) and failed events."""
+    from ..services.outbox import outbox_health
+
+    health = outbox_health()
+    summary = (
+        f"usage events: {health.pending} pending, {health.sending} sending "
+        f"({health.stuck_sending} stuck), {health.failed} failed"
+    )
+    details = {
+        "pending": health.pending,
+        "sending": health.sending,
+        "stuck_sending": health.stuck_sending,
+        "failed": health.failed,
+    }
+    problems = list(health.warnings)
+    if health.failed:
+        problems.append(
+            f"{health.failed} refused by PluginLab: see the admin's custom events, status Failed."
+        )
+    if problems:
+        return Result.warn(f"{summary}. " + " ".join(problems), **details)
+    return Result.ok(summary, **details)
+
+
+#: A due revocation not carried out after this long is a warning: the
+#: ``pluginlab-revoke-due-api-keys`` beat entry runs every 5 minutes.
+REVOCATION_OVERDUE = timedelta(
+    seconds=2 * float(DEFAULT_BEAT_SCHEDULE["pluginlab-revoke-due-api-keys"]["schedule"])
+)
+
+
+@doctor_check("apikeys.revocations")
+def scheduled_revocations() -> Result:
+    """API keys a rotation scheduled for revocation: how many wait, the next
+    one due, and any overdue (the periodic task is not running)."""
+    from ..models import ApiKey
+
+    now = timezone.now()
+    scheduled = ApiKey.objects.active().filter(revoke_scheduled_at__isnull=False)
+    count = scheduled.count()
+    if not count:
+        return Result.ok("no API key revocation scheduled", scheduled=0, overdue=0)
+    overdue = scheduled.filter(revoke_scheduled_at__lt=now - REVOCATION_OVERDUE).count()
+    upcoming = (
+        scheduled.filter(revoke_scheduled_at__gte=now)
+        .order_by("revoke_scheduled_at")
+        .values_list("revoke_scheduled_at", flat=True)
+        .first()
+    )
+    summary = f"{count} API key revocation(s) scheduled"
+    if upcoming is not None:
+        summary += f", the next in {_age((upcoming - now).total_seconds())}"
+    details = {"scheduled": count, "overdue": overdue}
+    if overdue:
+        return Result.warn(
+            f"{summary}; {overdue} overdue by more than {_age(REVOCATION_OVERDUE.total_seconds())}"
+            " (is Celery beat running? `manage.py pluginlab_apikeys revoke-due` revokes them now)",
+            **details,
+        )
     return Result.ok(summary, **details)
