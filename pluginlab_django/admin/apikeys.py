@@ -26,6 +26,7 @@ from ..models import ApiKey
 from ..services import apikeys as apikey_service
 from . import apikey_forms
 from .actions import confirmation_page, confirmed
+from .display import ADMIN_CSS, compact_datetime
 
 SECRET_TEMPLATE = "admin/pluginlab_django/apikey/secret.html"
 ADD_TEMPLATE = "admin/pluginlab_django/apikey/add_form.html"
@@ -58,7 +59,7 @@ class ActiveFilter(admin.SimpleListFilter):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ("key_id", "description", "scope", "mode", "age_days", "state", "created_at")
+    list_display = ("key_id", "description", "scope", "mode", "age_days", "state", "created")
     list_filter = (ActiveFilter, "mode")
     search_fields = ("key_id", "=record_id", "description")
     ordering = ("-created_at", "-id")
@@ -77,6 +78,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "last_synced_at",
     )
     change_list_template = "admin/pluginlab_django/apikey/change_list.html"
+
+    class Media:
+        css = ADMIN_CSS
+
+    @admin.display(description=_("created"), ordering="created_at")
+    def created(self, obj: ApiKey):
+        return compact_datetime(obj.created_at)
 
     @admin.display(description=_("age (days)"))
     def age_days(self, obj: ApiKey):

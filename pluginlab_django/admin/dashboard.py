@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from ..conf import pluginlab_settings
 from ..models import ApiKey, Dashboard, Member, SyncRun, WebhookDelivery
+from ..models.members import SignInMethod
 from ..services.outbox import outbox_health
 from . import charts
 
@@ -119,24 +120,51 @@ def cached_figures() -> dict[str, Any]:
     return figures
 
 
+#: Values PluginLab has used besides the model's choices.
+SIGN_IN_ALIASES = {"email": "Email and password", "unknown": "Unknown"}
+
+
+def sign_in_label(method: str) -> str:
+    """``google`` → "Google", ``email-and-password`` → "Email and password";
+    an unforeseen ``magic-link`` → "Magic link"."""
+    labels = {value: str(label) for value, label in SignInMethod.choices}
+    if method in labels:
+        return labels[method]
+    if method in SIGN_IN_ALIASES:
+        return SIGN_IN_ALIASES[method]
+    return method.replace("-", " ").replace("_", " ").capitalize() or "Unknown"
+
+
+def webhook_status_label(status: str) -> str:
+    labels = {value: str(label) for value, label in WebhookDelivery.Status.choices}
+    return labels.get(status, status.capitalize())
+
+
 def draw(figures: dict[str, Any]) -> dict[str, Any]:
     members = figures["members"]
     return {
-        "by_method_chart": charts.horizontal_bars(members["by_method"], title="Sign-in methods"),
+        "by_method_chart": charts.horizontal_bars(
+            [(sign_in_label(method), n) for method, n in members["by_method"]],
+            title="Sign-in methods",
+        ),
         "by_plan_chart": charts.horizontal_bars(members["by_plan"], title="Plans"),
-        "weekly_chart": charts.columns(members["weekly"], title="Sign-ups per week"),
+        "weekly_chart": charts.columns(members["weekly"], title="Sign-ups per week", width=440),
         "usage_chart": charts.horizontal_bars(
-            members["usage"], title="Quota usage", alert=("over limit",)
+            [(label.capitalize(), n) for label, n in members["usage"]],
+            title="Quota usage",
+            alert=("Over limit",),
         ),
         "api_keys_chart": charts.horizontal_bars(
             [
-                ("active", figures["api_keys"]["active"]),
-                ("revoked", figures["api_keys"]["revoked"]),
+                ("Active", figures["api_keys"]["active"]),
+                ("Revoked", figures["api_keys"]["revoked"]),
             ],
             title="API keys",
         ),
         "webhooks_chart": charts.horizontal_bars(
-            figures["webhooks"], title="Webhook deliveries", alert=("failed",)
+            [(webhook_status_label(status), n) for status, n in figures["webhooks"]],
+            title="Webhook deliveries",
+            alert=(webhook_status_label("failed"),),
         ),
     }
 

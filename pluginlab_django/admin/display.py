@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from ..models import QuotaSnapshot
@@ -59,3 +59,30 @@ def expiry(value: datetime | None) -> SafeString | str:
     if value <= timezone.now():
         return format_html('<span class="pl-expired">{} (expired)</span>', local_datetime(value))
     return local_datetime(value)
+
+
+#: The app's stylesheet, for every model admin's ``Media``.
+ADMIN_CSS = {"all": ("pluginlab_django/admin.css",)}
+
+
+def compact_datetime(value: datetime | None) -> SafeString | str:
+    """A changelist cell: the local date, then the time, wrapping between the
+    two (never inside either) so narrow columns stay readable."""
+    if value is None:
+        return "–"
+    day, time = local_datetime(value).split(" ")
+    return format_html('<span class="pl-when">{}</span> <span class="pl-when">{}</span>', day, time)
+
+
+def counts(pairs: list[tuple[str, int]]) -> SafeString:
+    """``50 new · 2 updated · …`` in one cell, wrapping between the pairs."""
+    return format_html_join(
+        " ", '<span class="pl-counts">{} {}</span>', ((n, label) for label, n in pairs)
+    )
+
+
+def email_and_name(email: str, name: str) -> SafeString:
+    """The member cell of a changelist: the email, the name under it."""
+    if not name:
+        return format_html("{}", email)
+    return format_html('{}<br><span class="pl-quiet">{}</span>', email, name)

@@ -15,6 +15,7 @@ from ..clients import RemoteError
 from ..models import CustomEvent, Member
 from ..services import events as event_service
 from ..services import outbox
+from .display import ADMIN_CSS, compact_datetime
 from .forms import StandaloneCustomEventForm
 
 #: Actions that act on the whole outbox: allowed with no row selected.
@@ -48,14 +49,14 @@ class StatusFilter(admin.SimpleListFilter):
 @admin.register(CustomEvent)
 class CustomEventAdmin(admin.ModelAdmin):
     list_display = (
-        "created_at",
+        "created",
         "event_source",
         "member_remote_id",
         "is_in_quota",
         "country_code",
         "status",
         "attempts",
-        "sent_at",
+        "sent",
         "sent_by",
     )
     list_filter = (StatusFilter, "is_in_quota", "event_source")
@@ -78,6 +79,17 @@ class CustomEventAdmin(admin.ModelAdmin):
         "sent_at",
         "attempts",
     )
+
+    class Media:
+        css = ADMIN_CSS
+
+    @admin.display(description=_("created"), ordering="created_at")
+    def created(self, obj: CustomEvent):
+        return compact_datetime(obj.created_at)
+
+    @admin.display(description=_("sent"), ordering="sent_at")
+    def sent(self, obj: CustomEvent):
+        return compact_datetime(obj.sent_at)
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False

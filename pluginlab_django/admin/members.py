@@ -12,7 +12,15 @@ from django.utils.translation import gettext_lazy as _
 from ..models import Identity, Member
 from ..services import members as member_service
 from .actions import MEMBER_ACTIONS, log_deletions
-from .display import expiry, local_datetime, mask_secret, usage_bar
+from .display import (
+    ADMIN_CSS,
+    compact_datetime,
+    email_and_name,
+    expiry,
+    local_datetime,
+    mask_secret,
+    usage_bar,
+)
 from .forms import MemberAddForm, MemberChangeForm, RemoteRefused
 from .pagination import EstimatedCountPaginator
 
@@ -117,13 +125,12 @@ class MemberAdmin(admin.ModelAdmin):
     never from the form. A refusal re-renders the form with the reason."""
 
     list_display = (
-        "email",
-        "name",
+        "member",
         "sign_in_method",
         "is_verified",
         "plan_id",
         "quota",
-        "remote_updated_at",
+        "updated",
     )
     list_filter = (
         "sign_in_method",
@@ -191,7 +198,15 @@ class MemberAdmin(admin.ModelAdmin):
     add_fieldsets = ((None, {"fields": ("email", "password", "is_verified", "metadata")}),)
 
     class Media:
-        css = {"all": ("pluginlab_django/admin.css",)}
+        css = ADMIN_CSS
+
+    @admin.display(description=_("member"), ordering="email")
+    def member(self, obj: Member):
+        return email_and_name(obj.email, obj.name)
+
+    @admin.display(description=_("updated remotely"), ordering="remote_updated_at")
+    def updated(self, obj: Member):
+        return compact_datetime(obj.remote_updated_at)
 
     @admin.display(description=_("quota usage"), ordering="latest_quota__usage_count")
     def quota(self, obj: Member):

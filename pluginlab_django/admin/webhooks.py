@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ..models import WebhookDelivery
 from ..services import webhooks as webhook_service
+from .display import ADMIN_CSS, compact_datetime
 
 
 @admin.register(WebhookDelivery)
@@ -27,8 +28,8 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         "delivery_id",
         "status",
         "attempts",
-        "received_at",
-        "processed_at",
+        "received",
+        "processed",
     )
     list_filter = ("status", "event", "received_at")
     search_fields = ("=delivery_id", "=body_digest", "event")
@@ -51,6 +52,17 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         "pretty_body",
     )
     readonly_fields = fields
+
+    class Media:
+        css = ADMIN_CSS
+
+    @admin.display(description=_("received"), ordering="received_at")
+    def received(self, obj: WebhookDelivery):
+        return compact_datetime(obj.received_at)
+
+    @admin.display(description=_("processed"), ordering="processed_at")
+    def processed(self, obj: WebhookDelivery):
+        return compact_datetime(obj.processed_at)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
