@@ -3,65 +3,24 @@ against a live server and the sandbox. Screenshots go to tests/artifacts/."""
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
-
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs a loop
 
 from pluginlab_django import sync
 from pluginlab_django.models import Member
+from tests.admin_browser import ARTIFACTS, browser, signed_in_page  # noqa: F401 (the fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        message = "Chromium is not installed (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
-
 
 @pytest.fixture
-def page(browser, live_server, sandbox, django_user_model):
+def page(browser, live_server, sandbox, django_user_model):  # noqa: F811
     sync.sync_members()
     sync.sync_identities()
     sync.snapshot_quotas()
     sync.sync_api_keys()
     django_user_model.objects.create_superuser("admin", "admin@example.com", "pw-admin-1")
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", "pw-admin-1")
-    page.click("input[type=submit]")
-    page.wait_for_selector("#site-name")
-    yield page
-    context.close()
+    with signed_in_page(browser, live_server.url, width=1400, height=1000) as page:
+        yield page
 
 
 def google_member(sandbox) -> Member:

@@ -6,17 +6,13 @@ tests/artifacts/ (gitignored)."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
-
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs a loop
-
 from django.utils import timezone
 
 from pluginlab_django import sync
 from pluginlab_django.models import ApiKey, CustomEvent, Member, SyncRun, WebhookDelivery
-from tests.test_browser_admin import ARTIFACTS, browser  # noqa: F401 (the fixture)
+from tests.admin_browser import ARTIFACTS, browser, signed_in_page  # noqa: F401 (the fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -79,17 +75,9 @@ def page(browser, live_server, sandbox, django_user_model):  # noqa: F811
         "admin", "admin@example.com", "pw-admin-1"
     )
     seed_rows(admin_user)
-    context = browser.new_context(viewport={"width": WIDTH, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", "pw-admin-1")
-    page.click("input[type=submit]")
-    page.wait_for_selector("#site-name")
     ARTIFACTS.mkdir(exist_ok=True)
-    yield page
-    context.close()
+    with signed_in_page(browser, live_server.url, width=WIDTH, height=900) as page:
+        yield page
 
 
 def shoot(page, name: str) -> None:
