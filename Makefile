@@ -45,7 +45,8 @@ test-sqlite: $(STAMP) | preflight
 test-postgres: $(STAMP) | preflight
 	$(PY) -m tests.throwaway_servers --postgres --redis -- $(PY) -m pytest -m "not browser and not no_db" $(LABEL)
 
-lint: $(STAMP)
+## ruff, migrations in step with the models, and mypy (CI runs it: a type error fails it).
+lint: $(STAMP) typecheck
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	DJANGO_SETTINGS_MODULE=tests.settings $(PY) -m django makemigrations --check --dry-run pluginlab_django

@@ -30,6 +30,7 @@ from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
 
 from .conf import pluginlab_settings
 from .models import Member
@@ -137,7 +138,7 @@ class PluginLabUser:
         return hash(self.uid)
 
 
-def resolve_user(payload: TokenPayload):
+def resolve_user(payload: TokenPayload) -> Any:
     """The user object for a verified token, per ``USER_RESOLVER``."""
     resolver = pluginlab_settings.USER_RESOLVER
     if resolver is None:
@@ -186,7 +187,7 @@ class PluginLabTokenAuthentication(BaseAuthentication):
     if the view needs an authenticated user.
     """
 
-    def authenticate(self, request) -> tuple[Any, TokenPayload] | None:
+    def authenticate(self, request: Request) -> tuple[Any, TokenPayload] | None:
         try:
             token = bearer_token(request.META.get("HTTP_AUTHORIZATION"))
             if token is None:
@@ -203,5 +204,5 @@ class PluginLabTokenAuthentication(BaseAuthentication):
         defer_plan_from_token(payload)
         return user, payload
 
-    def authenticate_header(self, request) -> str:
+    def authenticate_header(self, request: Request) -> str:
         return bearer_challenge(getattr(request, _ERROR_ATTRIBUTE, None))

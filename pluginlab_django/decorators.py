@@ -23,28 +23,52 @@ loop. Invalid PLUGINLAB settings give 503 JSON (and an error in the log).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 
 from .authentication import TokenVerificationUnavailable, bearer_challenge, resolve_user
 from .conf import PluginLabImproperlyConfigured
 from .services.plans import defer_plan_from_token
-from .tokens import InvalidToken, SigningKeysUnavailable, bearer_token, verify_token
+from .tokens import InvalidToken, SigningKeysUnavailable, TokenPayload, bearer_token, verify_token
+
+if TYPE_CHECKING:
+    from .metering import QuotaCheck
+
+# The bound django-stubs gives Django 5.1's own login_not_required, so the
+# fallback below has the identical signature mypy requires of both variants.
+_V = TypeVar("_V", bound=Callable[..., HttpResponseBase | Awaitable[HttpResponseBase]])
 
 try:  # Django 5.1+
     from django.contrib.auth.decorators import login_not_required
 except ImportError:  # pragma: no cover - older Django has no LoginRequiredMiddleware
 
-    def login_not_required(view_func: Any) -> Any:
-        view_func.login_required = False
+    def login_not_required(view_func: _V) -> _V:
+        view_func.login_required = False  # type: ignore[attr-defined]
         return view_func
 
 
 View = Callable[..., Any]
+
+
+class PluginLabRequest(HttpRequest):
+    """The request a view under ``pluginlab_token_required`` receives, for
+    annotations only (requests are never of this class at run time): the
+    decorator sets these attributes on Django's own request."""
+
+    pluginlab: TokenPayload
+    # Whatever USER_RESOLVER returns (a PluginLabUser by default).
+    pluginlab_user: Any
+
+
+class MeteredRequest(PluginLabRequest):
+    """The request a view under ``metered`` receives (annotations only)."""
+
+    pluginlab_quota: QuotaCheck
 
 
 def _unauthorized(detail: str, *, invalid: bool) -> JsonResponse:
@@ -90,8 +114,9 @@ def authenticate_request(request: HttpRequest) -> HttpResponse | None:
         return _unavailable(exc.retry_after)
     except PluginLabImproperlyConfigured as exc:
         return misconfigured_response(exc)
-    request.pluginlab = payload  # type: ignore[attr-defined]
-    request.pluginlab_user = user  # type: ignore[attr-defined]
+    authenticated = cast(PluginLabRequest, request)
+    authenticated.pluginlab = payload
+    authenticated.pluginlab_user = user
     return None
 
 
@@ -155,7 +180,7 @@ def metered(
 
     def decorator(view_func: View) -> View:
         @wraps(view_func)
-        def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def checked(request: MeteredRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             check = metering.check_quota(request.pluginlab.uid)
             if not check.allowed:
                 return JsonResponse({"detail": check.message, "code": check.code}, status=403)
@@ -171,7 +196,7 @@ def metered(
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if getattr(request, "pluginlab", None) is None:
                 return verified(request, *args, **kwargs)
-            return checked(request, *args, **kwargs)
+            return checked(cast(MeteredRequest, request), *args, **kwargs)
 
         wrapped.csrf_exempt = True  # type: ignore[attr-defined]
         return wrapped

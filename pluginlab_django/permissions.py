@@ -27,12 +27,34 @@ They read the verified token from ``request.auth``, so they work whatever
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
 
 from . import metering
 from .models import QuotaSnapshot
 from .tokens import TokenPayload
+
+if TYPE_CHECKING:
+    # Not at run time: rest_framework.views imports DEFAULT_PERMISSION_CLASSES
+    # (this module, in many sites) while it is itself being imported.
+    from rest_framework.response import Response
+    from rest_framework.views import APIView
+
+    class _MeteredView(APIView):
+        """A view instance ``MeteredQuota`` has wrapped."""
+
+        _pluginlab_metered: bool
+        pluginlab_usage_event: Any  # what metering.record_use returned
+
+
+class MeteredAPIRequest(Request):
+    """The request of a view under ``MeteredQuota``, for annotations only
+    (requests are DRF's own at run time; the permission sets the attribute)."""
+
+    pluginlab_quota: metering.QuotaCheck
 
 
 class IsPluginLabAuthenticated(BasePermission):
@@ -44,7 +66,7 @@ class IsPluginLabAuthenticated(BasePermission):
     the Bearer challenge), exactly as if it carried no credentials.
     """
 
-    def has_permission(self, request, view) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         if isinstance(request.auth, TokenPayload):
             return True
         raise NotAuthenticated()
@@ -65,7 +87,7 @@ def HasPlan(*plan_ids: str) -> type[BasePermission]:
         code = "plan_required"
         plans = allowed
 
-        def has_permission(self, request, view) -> bool:
+        def has_permission(self, request: Request, view: APIView) -> bool:
             payload = request.auth
             return isinstance(payload, TokenPayload) and payload.user.plan_id in self.plans
 
@@ -88,10 +110,10 @@ class IsWithinQuota(BasePermission):
     message = metering.QUOTA_EXCEEDED_MESSAGE
     code = "quota_exceeded"
 
-    def has_permission(self, request, view) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return self.allowed_quota(request) is not None
 
-    def allowed_quota(self, request) -> metering.QuotaCheck | None:
+    def allowed_quota(self, request: Request) -> metering.QuotaCheck | None:
         """The member's fresh quota check when the call may go ahead; None
         (with ``message`` and ``code`` set for DRF's 403) when it may not."""
         payload = request.auth
@@ -140,11 +162,12 @@ def MeteredQuota(
     class _MeteredQuota(IsWithinQuota):
         meter = spec
 
-        def has_permission(self, request, view) -> bool:
+        def has_permission(self, request: Request, view: APIView) -> bool:
             check = self.allowed_quota(request)
             if check is None:
                 return False
-            request.pluginlab_quota = check  # the view may show it: no second query
+            # The view may show it: no second query.
+            cast(MeteredAPIRequest, request).pluginlab_quota = check
             _record_on_success(view, check, self.meter)
             return True
 
@@ -152,19 +175,23 @@ def MeteredQuota(
     return _MeteredQuota
 
 
-def _record_on_success(view, check: metering.QuotaCheck, spec: metering.MeterSpec) -> None:
+def _record_on_success(view: APIView, check: metering.QuotaCheck, spec: metering.MeterSpec) -> None:
     if getattr(view, "_pluginlab_metered", False):
         return  # two MeteredQuota on one view still count one use
-    view._pluginlab_metered = True
-    finalize = view.finalize_response
+    metered = cast("_MeteredView", view)
+    metered._pluginlab_metered = True
+    finalize = metered.finalize_response
 
-    def finalize_response(request, response, *args, **kwargs):
+    def finalize_response(
+        request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
         response = finalize(request, response, *args, **kwargs)
         if metering.is_success(response.status_code):
-            view.pluginlab_usage_event = metering.record_use(check, spec)
+            metered.pluginlab_usage_event = metering.record_use(check, spec)
         return response
 
-    view.finalize_response = finalize_response
+    # On purpose: this instance's own finalize_response (DRF makes one per request).
+    metered.finalize_response = finalize_response  # type: ignore[method-assign]
 
 
 def is_within_quota(snapshot: QuotaSnapshot) -> bool:

@@ -22,6 +22,7 @@ not the email field; if that username is taken, ``email-2``, ``email-3``…
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -117,7 +118,7 @@ def _check_linkable(user: Any) -> Any:
     return user
 
 
-def _usernames(User: Any, email: str):
+def _usernames(User: Any, email: str) -> Iterator[str]:
     """``email``, then ``email-2``, ``email-3`` … each cut to the field's length."""
     max_length = User._meta.get_field(User.USERNAME_FIELD).max_length or 150
     yield email[:max_length]

@@ -18,10 +18,11 @@ not stored. The view is exempt from CSRF and from Django 5.1+'s
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
@@ -42,9 +43,11 @@ from .webhooks import (
 try:  # Django >= 5.1
     from django.contrib.auth.decorators import login_not_required
 except ImportError:  # Django 4.2: there is no LoginRequiredMiddleware to be exempt from
-    _View = TypeVar("_View", bound=Callable[..., Any])
+    # django-stubs' bound for Django's own decorator: mypy requires both
+    # variants to have identical signatures.
+    _View = TypeVar("_View", bound=Callable[..., HttpResponseBase | Awaitable[HttpResponseBase]])
 
-    def login_not_required(view_func: _View) -> _View:  # type: ignore[no-redef]
+    def login_not_required(view_func: _View) -> _View:
         return view_func
 
 
@@ -60,7 +63,7 @@ class WebhookView(View):
 
     http_method_names = ["post"]
 
-    def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         try:
             return super().dispatch(request, *args, **kwargs)
         except PluginLabImproperlyConfigured as exc:
@@ -115,7 +118,9 @@ class WebhookView(View):
         )
         return JsonResponse(exc.as_dict(), status=exc.status_code)
 
-    def http_method_not_allowed(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def http_method_not_allowed(
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> HttpResponse:
         response = JsonResponse(
             {"code": "webhook/method-not-allowed", "message": "Use POST."}, status=405
         )

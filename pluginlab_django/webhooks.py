@@ -234,7 +234,7 @@ def verify_webhook(
     if created is not None:
         sent_at = created / 1000
     elif timestamp not in (None, ""):
-        sent_at = parse_timestamp(timestamp)  # type: ignore[arg-type]
+        sent_at = parse_timestamp(timestamp)
     if sent_at is not None:
         if tolerance is None:
             tolerance = pluginlab_settings.WEBHOOK_TOLERANCE_SECONDS

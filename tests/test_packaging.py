@@ -52,6 +52,8 @@ def test_wheel_builds_installs_and_imports(tmp_path):
     assert len(wheels) == 1
     names = zipfile.ZipFile(wheels[0]).namelist()
     assert "pluginlab_django/migrations/0001_initial.py" in names
+    # PEP 561: without it users' type checkers ignore the package's annotations.
+    assert "pluginlab_django/py.typed" in names
     assert any(name.startswith("pluginlab_django/templates/") for name in names)
     assert not any(name.startswith(("tests/", "demo_project/")) for name in names)
     target = tmp_path / "venv"

@@ -4,9 +4,14 @@ object's outcome; none holds business logic of its own."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import actions as admin_actions
 from django.contrib.admin import helpers
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
@@ -19,18 +24,21 @@ from ..services import identities as identity_service
 from ..services import members as member_service
 from .forms import CustomEventForm
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 CONFIRM_TEMPLATE = "admin/pluginlab_django/confirm_action.html"
 
 
 def confirmation_page(
-    modeladmin: admin.ModelAdmin,
+    modeladmin: admin.ModelAdmin[Any],
     request: HttpRequest,
-    queryset: QuerySet,
+    queryset: QuerySet[Any],
     *,
     action: str,
-    title: str,
+    title: StrOrPromise,
     question: str,
-    form=None,
+    form: forms.Form | None = None,
 ) -> TemplateResponse:
     """The page that asks before an action runs; posting it runs the action."""
     opts = modeladmin.model._meta
@@ -56,7 +64,9 @@ def confirmed(request: HttpRequest) -> bool:
 
 
 @admin.action(description="Sync selected members from PluginLab", permissions=["sync"])
-def sync_from_pluginlab(modeladmin, request, queryset):
+def sync_from_pluginlab(
+    modeladmin: admin.ModelAdmin[Member], request: HttpRequest, queryset: QuerySet[Member]
+) -> TemplateResponse | None:
     if not confirmed(request):
         return confirmation_page(
             modeladmin,
@@ -89,7 +99,9 @@ def sync_from_pluginlab(modeladmin, request, queryset):
 
 
 @admin.action(description="Snapshot quota usage", permissions=["sync"])
-def snapshot_quota_usage(modeladmin, request, queryset):
+def snapshot_quota_usage(
+    modeladmin: admin.ModelAdmin[Member], request: HttpRequest, queryset: QuerySet[Member]
+) -> TemplateResponse | None:
     if not confirmed(request):
         return confirmation_page(
             modeladmin,
@@ -109,7 +121,9 @@ def snapshot_quota_usage(modeladmin, request, queryset):
 
 
 @admin.action(description="Refresh identity tokens", permissions=["refresh_identity"])
-def refresh_identity_tokens(modeladmin, request, queryset):
+def refresh_identity_tokens(
+    modeladmin: admin.ModelAdmin[Member], request: HttpRequest, queryset: QuerySet[Member]
+) -> TemplateResponse | None:
     if not confirmed(request):
         return confirmation_page(
             modeladmin,
@@ -158,7 +172,9 @@ def refresh_identity_tokens(modeladmin, request, queryset):
 
 
 @admin.action(description="Create a custom usage event", permissions=["create_event"])
-def create_custom_event(modeladmin, request, queryset):
+def create_custom_event(
+    modeladmin: admin.ModelAdmin[Member], request: HttpRequest, queryset: QuerySet[Member]
+) -> TemplateResponse | None:
     form = CustomEventForm(request.POST if confirmed(request) else None)
     if not (confirmed(request) and form.is_valid()):
         return confirmation_page(
@@ -191,11 +207,13 @@ def create_custom_event(modeladmin, request, queryset):
 
 
 @admin.action(description="Delete selected members (in PluginLab too)", permissions=["delete"])
-def delete_selected(modeladmin, request, queryset):
+def delete_selected(
+    modeladmin: admin.ModelAdmin[Member], request: HttpRequest, queryset: QuerySet[Member]
+) -> TemplateResponse | None:
     """Replaces Django's bulk delete: PluginLab first, and a partial failure
     keeps (and names) the members it could not delete."""
     if not request.POST.get("post"):
-        return admin.actions.delete_selected(modeladmin, request, queryset)
+        return admin_actions.delete_selected(modeladmin, request, queryset)
     members = list(queryset)
     result = member_service.delete_members(members)
     deleted = [m for m in members if m.remote_id in set(result.deleted)]
@@ -214,13 +232,18 @@ def delete_selected(modeladmin, request, queryset):
     return None
 
 
-def log_deletions(modeladmin, request, objects: list) -> None:
+def log_deletions(
+    modeladmin: admin.ModelAdmin[Any], request: HttpRequest, objects: Sequence[Model]
+) -> None:
     """Django 5.1 replaced ``log_deletion`` by ``log_deletions``; support both."""
     if hasattr(modeladmin, "log_deletions"):
-        modeladmin.log_deletions(request, objects)
+        # The stubs say QuerySet; Django only iterates it, and these rows are
+        # already deleted.
+        modeladmin.log_deletions(request, objects)  # type: ignore[arg-type]
     else:  # Django 4.2 and 5.0
         for obj in objects:
-            modeladmin.log_deletion(request, obj, str(obj))
+            # django-stubs 6 follows Django 6, which removed log_deletion.
+            modeladmin.log_deletion(request, obj, str(obj))  # type: ignore[attr-defined]
 
 
 MEMBER_ACTIONS = (

@@ -11,11 +11,17 @@ scheduled for revocation here; the service refuses and says how to rotate it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, cast
+
 from django.contrib import admin, messages
-from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.decorators import method_decorator
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 
@@ -23,10 +29,16 @@ from .. import sync
 from ..clients import RemoteError
 from ..conf import pluginlab_settings
 from ..models import ApiKey
+from ..models.apikeys import ApiKeyQuerySet
 from ..services import apikeys as apikey_service
 from . import apikey_forms
 from .actions import confirmation_page, confirmed
 from .display import ADMIN_CSS, compact_datetime
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
+    from ..services.apikeys import CreatedApiKey
 
 SECRET_TEMPLATE = "admin/pluginlab_django/apikey/secret.html"
 ADD_TEMPLATE = "admin/pluginlab_django/apikey/add_form.html"
@@ -37,7 +49,9 @@ class ActiveFilter(admin.SimpleListFilter):
     title = _("state")
     parameter_name = "state"
 
-    def lookups(self, request, model_admin):
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
+    ) -> tuple[tuple[str, StrOrPromise], ...]:
         return (
             ("active", _("Active")),
             ("scheduled", _("Revocation scheduled")),
@@ -45,11 +59,13 @@ class ActiveFilter(admin.SimpleListFilter):
             ("gone", _("Gone from Plugipay")),
         )
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> QuerySet[ApiKey]:
+        # The changelist's queryset comes from ApiKey.objects.
+        keys = cast(ApiKeyQuerySet, queryset)
         if self.value() == "active":
-            return queryset.active()
+            return keys.active()
         if self.value() == "scheduled":
-            return queryset.active().filter(revoke_scheduled_at__isnull=False)
+            return keys.active().filter(revoke_scheduled_at__isnull=False)
         if self.value() == "revoked":
             return queryset.filter(revoked_at__isnull=False)
         if self.value() == "gone":
@@ -83,11 +99,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
         css = ADMIN_CSS
 
     @admin.display(description=_("created"), ordering="created_at")
-    def created(self, obj: ApiKey):
+    def created(self, obj: ApiKey) -> SafeString | str:
         return compact_datetime(obj.created_at)
 
     @admin.display(description=_("age (days)"))
-    def age_days(self, obj: ApiKey):
+    def age_days(self, obj: ApiKey) -> int | None:
         return obj.age_days
 
     @admin.display(description=_("state"), boolean=False)
@@ -98,13 +114,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     # Records are Plugipay's: never edited, deleted or added as rows here -----
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
         return False
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return self.has_create_apikey_permission(request)
 
     def has_create_apikey_permission(self, request: HttpRequest) -> bool:
@@ -128,7 +144,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
     # Add: Plugipay creates the key; its secret is shown once -----------------
 
     @method_decorator(never_cache)
-    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None):
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         if not self.has_add_permission(request):
             return self._denied(request)
         form = apikey_forms.OneTimeApiKeyCreateForm(
@@ -167,12 +185,17 @@ class ApiKeyAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, ADD_TEMPLATE, context)
 
-    def _back_to_list(self, request: HttpRequest, message: str, level: int):
+    def _back_to_list(self, request: HttpRequest, message: str, level: int) -> HttpResponseRedirect:
         self.message_user(request, message, level)
         return HttpResponseRedirect(reverse("admin:pluginlab_django_apikey_changelist"))
 
     def _secret_page(
-        self, request: HttpRequest, created: list, *, title, notes=()
+        self,
+        request: HttpRequest,
+        created: list[CreatedApiKey],
+        *,
+        title: StrOrPromise,
+        notes: Iterable[str] = (),
     ) -> TemplateResponse:
         context = {
             **self.admin_site.each_context(request),
@@ -188,7 +211,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def _log_addition(self, request: HttpRequest, record: ApiKey) -> None:
         self.log_addition(request, record, "Created in Plugipay.")
 
-    def _denied(self, request: HttpRequest):
+    def _denied(self, request: HttpRequest) -> HttpResponseRedirect:
         self.message_user(
             request, "You may not create API keys, or Plugipay is not configured.", messages.ERROR
         )
@@ -197,7 +220,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     # Actions -------------------------------------------------------------------
 
     @admin.action(description=_("Revoke now"), permissions=["revoke_apikey"])
-    def revoke_keys(self, request, queryset):
+    def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> HttpResponse | None:
         if not confirmed(request):
             return confirmation_page(
                 self,
@@ -225,7 +248,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return None
 
     @admin.action(description=_("Cancel scheduled revocation"), permissions=["revoke_apikey"])
-    def cancel_scheduled_revocations(self, request, queryset):
+    def cancel_scheduled_revocations(
+        self, request: HttpRequest, queryset: QuerySet[ApiKey]
+    ) -> None:
         for key in queryset:
             if apikey_service.cancel_revocation(key):
                 self.message_user(request, f"{key}: scheduled revocation cancelled.")
@@ -235,7 +260,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 )
 
     @admin.action(description=_("Rotate selected keys"), permissions=["rotate_apikey"])
-    def rotate_keys(self, request, queryset):
+    def rotate_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> HttpResponse | None:
         if not self.has_rotate_apikey_permission(request):
             # Actions are filtered by permission already: this is a second lock.
             return self._back_to_list(
@@ -247,7 +272,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
         )
         if not form.is_bound or not form.is_valid():
             if form.is_bound:  # a bad overlap: ask again with a fresh token
-                form.data = {**form.data.dict(), "once": apikey_forms.issue_token(request)}
+                # items(): a QueryDict's last values, as its .dict() gives.
+                form.data = {**dict(form.data.items()), "once": apikey_forms.issue_token(request)}
             response = confirmation_page(
                 self,
                 request,
@@ -277,8 +303,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
             self._log_addition(request, item.record)
         return self._secret_page(request, created, title=_("API keys rotated"), notes=notes)
 
-    def _rotate_each(self, request, queryset, overlap) -> tuple[list, list[str]]:
-        created, notes = [], []
+    def _rotate_each(
+        self, request: HttpRequest, queryset: QuerySet[ApiKey], overlap: timedelta
+    ) -> tuple[list[CreatedApiKey], list[str]]:
+        created: list[CreatedApiKey] = []
+        notes: list[str] = []
         for key in queryset:
             try:
                 rotation = apikey_service.rotate_api_key(key, overlap)
@@ -301,7 +330,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     # Sync button -----------------------------------------------------------------
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         return [
             path(
                 "sync/",
@@ -311,7 +340,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def sync_view(self, request: HttpRequest):
+    def sync_view(self, request: HttpRequest) -> HttpResponse:
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         if not self.has_sync_permission(request):
@@ -333,6 +362,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 )
         return HttpResponseRedirect(reverse("admin:pluginlab_django_apikey_changelist"))
 
-    def changelist_view(self, request, extra_context=None):
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         extra_context = {**(extra_context or {}), "can_sync": self.has_sync_permission(request)}
         return super().changelist_view(request, extra_context)

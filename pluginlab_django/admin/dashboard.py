@@ -3,7 +3,7 @@ member), cached for ``DASHBOARD_CACHE_SECONDS``, drawn as inline SVG."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib import admin
@@ -78,7 +78,7 @@ def member_figures() -> dict[str, Any]:
     }
 
 
-def _weeks(counts: dict, since) -> list[tuple[str, int]]:
+def _weeks(counts: dict[Any, int], since: datetime) -> list[tuple[str, int]]:
     start = (since - timedelta(days=since.weekday())).date()
     by_date = {(week.date() if hasattr(week, "date") else week): n for week, n in counts.items()}
     return [
@@ -173,7 +173,7 @@ def draw(figures: dict[str, Any]) -> dict[str, Any]:
 class DashboardAdmin(admin.ModelAdmin):
     """Listed on the admin index as "Dashboard"; visible to whoever may view members."""
 
-    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_view_permission(self, request: HttpRequest, obj: Dashboard | None = None) -> bool:
         return request.user.has_perm("pluginlab_django.view_member")
 
     def has_module_permission(self, request: HttpRequest) -> bool:
@@ -182,13 +182,15 @@ class DashboardAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Dashboard | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Dashboard | None = None) -> bool:
         return False
 
-    def changelist_view(self, request: HttpRequest, extra_context=None):
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> TemplateResponse:
         if not self.has_view_permission(request):
             from django.core.exceptions import PermissionDenied
 

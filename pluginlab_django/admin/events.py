@@ -3,12 +3,16 @@ pending now, resend what a dead sender left; and a form to send one event."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpRequest, HttpResponseRedirect
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from ..clients import RemoteError
@@ -17,6 +21,9 @@ from ..services import events as event_service
 from ..services import outbox
 from .display import ADMIN_CSS, compact_datetime
 from .forms import StandaloneCustomEventForm
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 #: Actions that act on the whole outbox: allowed with no row selected.
 OUTBOX_ACTIONS = ("send_pending_now",)
@@ -29,13 +36,17 @@ class StatusFilter(admin.SimpleListFilter):
     title = _("status")
     parameter_name = "status"
 
-    def lookups(self, request, model_admin):
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
+    ) -> list[tuple[str, StrOrPromise]]:
         return [
             *CustomEvent.Status.choices,
             ("stuck", _("Stuck sending (sender died)")),
         ]
 
-    def queryset(self, request, queryset):
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[CustomEvent]
+    ) -> QuerySet[CustomEvent]:
         value = self.value()
         if value == "stuck":
             return queryset.filter(
@@ -84,20 +95,22 @@ class CustomEventAdmin(admin.ModelAdmin):
         css = ADMIN_CSS
 
     @admin.display(description=_("created"), ordering="created_at")
-    def created(self, obj: CustomEvent):
+    def created(self, obj: CustomEvent) -> SafeString | str:
         return compact_datetime(obj.created_at)
 
     @admin.display(description=_("sent"), ordering="sent_at")
-    def sent(self, obj: CustomEvent):
+    def sent(self, obj: CustomEvent) -> SafeString | str:
         return compact_datetime(obj.sent_at)
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: CustomEvent | None = None) -> bool:
         return False
 
-    def has_send_permission(self, request) -> bool:
+    def has_send_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("pluginlab_django.create_event")
 
-    def changelist_view(self, request: HttpRequest, extra_context=None):
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         """The outbox actions need no selection: they act on every pending event."""
         if (
             request.method == "POST"
@@ -107,11 +120,12 @@ class CustomEventAdmin(admin.ModelAdmin):
             post = request.POST.copy()
             post["select_across"] = "1"
             post.setlist(helpers.ACTION_CHECKBOX_NAME, ["0"])
-            request.POST = post
+            # Mutable, as the copy is: the stubs allow only Django's immutable kind here.
+            request.POST = post  # type: ignore[assignment]
         return super().changelist_view(request, extra_context)
 
     @admin.action(description=_("Send pending events now"), permissions=["send"])
-    def send_pending_now(self, request: HttpRequest, queryset) -> None:
+    def send_pending_now(self, request: HttpRequest, queryset: QuerySet[CustomEvent]) -> None:
         """Sends every pending event (not only the selected rows), in order."""
         try:
             summary = outbox.send_pending()
@@ -139,7 +153,7 @@ class CustomEventAdmin(admin.ModelAdmin):
         self.message_user(request, text, level)
 
     @admin.action(description=_("Resend selected events (sending or failed)"), permissions=["send"])
-    def resend_selected(self, request: HttpRequest, queryset) -> None:
+    def resend_selected(self, request: HttpRequest, queryset: QuerySet[CustomEvent]) -> None:
         """Back to pending, then sent: only for events you know PluginLab did
         not record (a stuck 'sending' one may have been counted)."""
         count = outbox.resend(queryset)
@@ -151,13 +165,15 @@ class CustomEventAdmin(admin.ModelAdmin):
         self.message_user(request, f"{count} event(s) queued again.", messages.SUCCESS)
         self.send_pending_now(request, queryset)
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: CustomEvent | None = None) -> bool:
         return False
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("pluginlab_django.create_event")
 
-    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None):
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         """'Add' sends an event to PluginLab (and logs it), it does not write a row."""
         if not self.has_add_permission(request):
             return HttpResponseRedirect(reverse("admin:pluginlab_django_customevent_changelist"))

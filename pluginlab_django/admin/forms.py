@@ -59,6 +59,8 @@ class WriteThroughForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        if cleaned is None:  # a parent clean() may return None: cleaned_data stands
+            cleaned = self.cleaned_data
         if self.remote_refusal and not self.errors:
             raise ValidationError(self.remote_refusal)
         return cleaned
@@ -69,7 +71,7 @@ class WriteThroughForm(forms.ModelForm):
 
 
 # Django 5 warns that URLField's default scheme changes; say https explicitly.
-_URL_SCHEME = {"assume_scheme": "https"} if django.VERSION >= (5, 0) else {}
+_URL_SCHEME: dict[str, Any] = {"assume_scheme": "https"} if django.VERSION >= (5, 0) else {}
 
 
 class MemberChangeForm(WriteThroughForm):
@@ -140,6 +142,8 @@ class CustomEventForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        if cleaned is None:  # a parent clean() may return None: cleaned_data stands
+            cleaned = self.cleaned_data
         if self.errors:
             return cleaned
         try:

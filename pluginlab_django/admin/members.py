@@ -3,10 +3,16 @@ PluginLab, identities and quota history inline, and the dashboard's URL."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
+from django import forms
 from django.contrib import admin, messages
-from django.http import HttpRequest, HttpResponseRedirect
+from django.contrib.admin.options import InlineModelAdmin
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Identity, Member
@@ -21,22 +27,27 @@ from .display import (
     mask_secret,
     usage_bar,
 )
-from .forms import MemberAddForm, MemberChangeForm, RemoteRefused
+from .forms import MemberAddForm, MemberChangeForm, RemoteRefused, WriteThroughForm
 from .pagination import EstimatedCountPaginator
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 class OverLimitFilter(admin.SimpleListFilter):
     title = _("quota")
     parameter_name = "quota"
 
-    def lookups(self, request, model_admin):
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
+    ) -> tuple[tuple[str, StrOrPromise], ...]:
         return (
             ("over", _("Over limit")),
             ("within", _("Within limit")),
             ("none", _("No snapshot")),
         )
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Member]) -> QuerySet[Member]:
         if self.value() == "over":
             return queryset.filter(latest_quota__is_over_limit=True)
         if self.value() == "within":
@@ -50,10 +61,12 @@ class DeletedRemotelyFilter(admin.SimpleListFilter):
     title = _("deleted remotely")
     parameter_name = "deleted"
 
-    def lookups(self, request, model_admin):
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
+    ) -> tuple[tuple[str, StrOrPromise], ...]:
         return (("yes", _("Yes")), ("no", _("No")))
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Member]) -> QuerySet[Member]:
         if self.value() == "yes":
             return queryset.filter(deleted_remotely_at__isnull=False)
         if self.value() == "no":
@@ -69,11 +82,18 @@ class ReadOnlyInline(admin.TabularInline):
     can_delete = False
     show_change_link = False
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
+
+
+class _RefusedRequest(HttpRequest):
+    """A request whose save PluginLab refused (for the type checker only):
+    ``get_form`` shows the reason on the re-rendered form."""
+
+    _pluginlab_remote_refusal: str
 
 
 UNDECRYPTABLE_NOTE = _("cannot be decrypted (key not configured)")
@@ -109,11 +129,11 @@ class IdentityInline(ReadOnlyInline):
         return masked_token(obj, "refresh_token")
 
     @admin.display(description=_("access token expires"))
-    def access_token_expiry(self, obj: Identity):
+    def access_token_expiry(self, obj: Identity) -> SafeString | str:
         return expiry(obj.access_token_expires_at)
 
     @admin.display(description=_("refresh token expires"))
-    def refresh_token_expiry(self, obj: Identity):
+    def refresh_token_expiry(self, obj: Identity) -> SafeString | str:
         return expiry(obj.refresh_token_expires_at)
 
 
@@ -201,19 +221,19 @@ class MemberAdmin(admin.ModelAdmin):
         css = ADMIN_CSS
 
     @admin.display(description=_("member"), ordering="email")
-    def member(self, obj: Member):
+    def member(self, obj: Member) -> SafeString:
         return email_and_name(obj.email, obj.name)
 
     @admin.display(description=_("updated remotely"), ordering="remote_updated_at")
-    def updated(self, obj: Member):
+    def updated(self, obj: Member) -> SafeString | str:
         return compact_datetime(obj.remote_updated_at)
 
     @admin.display(description=_("quota usage"), ordering="latest_quota__usage_count")
-    def quota(self, obj: Member):
+    def quota(self, obj: Member) -> SafeString | str:
         return usage_bar(obj.latest_quota)
 
     @admin.display(description=_("quota history (latest 10)"))
-    def quota_history(self, obj: Member):
+    def quota_history(self, obj: Member) -> SafeString | str:
         snapshots = obj.quota_snapshots.order_by("-taken_at", "-id")[:10]
         rows = format_html_join(
             "",
@@ -233,7 +253,9 @@ class MemberAdmin(admin.ModelAdmin):
 
     # Forms: change writes through, add creates remotely ----------------------
 
-    def get_form(self, request, obj=None, change=False, **kwargs):
+    def get_form(
+        self, request: HttpRequest, obj: Member | None = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm[Member]]:
         kwargs["form"] = MemberChangeForm if obj is not None else MemberAddForm
         form = super().get_form(request, obj, change=change, **kwargs)
         refusal = getattr(request, "_pluginlab_remote_refusal", "")
@@ -241,26 +263,40 @@ class MemberAdmin(admin.ModelAdmin):
             form = type(form.__name__, (form,), {"remote_refusal": refusal})
         return form
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         """On a refusal from PluginLab (raised by ``save_model``, which rolls
         back the view's transaction), render the form again with the entered
         values and the reason; no second remote call is made."""
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
         except RemoteRefused as refused:
-            request._pluginlab_remote_refusal = refused.message
+            cast(_RefusedRequest, request)._pluginlab_remote_refusal = refused.message
             return super().changeform_view(request, object_id, form_url, extra_context)
 
-    def get_fieldsets(self, request, obj=None):
+    def get_fieldsets(
+        self, request: HttpRequest, obj: Member | None = None
+    ) -> tuple[tuple[StrOrPromise | None, Any], ...]:
         return self.add_fieldsets if obj is None else self.fieldsets
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Member | None = None
+    ) -> list[str] | tuple[str, ...]:
         return () if obj is None else super().get_readonly_fields(request, obj)
 
-    def get_inlines(self, request, obj):
+    def get_inlines(
+        self, request: HttpRequest, obj: Member | None
+    ) -> tuple[type[InlineModelAdmin[Any, Any]], ...]:
         return self.inlines if obj is not None else ()
 
-    def save_model(self, request, obj: Member, form, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: Member, form: WriteThroughForm, change: bool
+    ) -> None:
         """Write through to PluginLab (everything validated by now), then show
         the mirror's copy of its answer: the form's copy is never saved."""
         row = form.write_through()
@@ -269,7 +305,9 @@ class MemberAdmin(admin.ModelAdmin):
 
     # Delete: PluginLab first -----------------------------------------------------
 
-    def delete_view(self, request: HttpRequest, object_id: str, extra_context=None):
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         if request.method != "POST" or not request.POST.get("post"):
             return super().delete_view(request, object_id, extra_context)
         member = self.get_object(request, object_id)

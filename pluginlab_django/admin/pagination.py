@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.core.paginator import Paginator
 from django.db import connections
+from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 #: Below this many rows an exact count is cheap enough.
@@ -26,8 +27,10 @@ class EstimatedCountPaginator(Paginator):
 
     def _estimate(self) -> int | None:
         queryset = self.object_list
-        query = getattr(queryset, "query", None)
-        if query is None or query.where or query.distinct or query.combinator:
+        if not isinstance(queryset, QuerySet):  # a list: counted exactly
+            return None
+        query = queryset.query
+        if query.where or query.distinct or query.combinator:
             return None
         connection = connections[queryset.db]
         if connection.vendor != "postgresql":

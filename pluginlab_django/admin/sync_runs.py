@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from ..models import SyncRun
@@ -26,15 +28,15 @@ class SyncRunAdmin(admin.ModelAdmin):
         css = ADMIN_CSS
 
     @admin.display(description=_("started"), ordering="started_at")
-    def started(self, obj: SyncRun):
+    def started(self, obj: SyncRun) -> SafeString | str:
         return compact_datetime(obj.started_at)
 
     @admin.display(description=_("finished"), ordering="finished_at")
-    def finished(self, obj: SyncRun):
+    def finished(self, obj: SyncRun) -> SafeString | str:
         return compact_datetime(obj.finished_at)
 
     @admin.display(description=_("results"))
-    def results(self, obj: SyncRun):
+    def results(self, obj: SyncRun) -> SafeString:
         return counts(
             [
                 ("new", obj.created),
@@ -46,8 +48,8 @@ class SyncRunAdmin(admin.ModelAdmin):
             ]
         )
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: SyncRun | None = None) -> bool:
         return False

@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from ..models import WebhookDelivery
@@ -57,17 +58,19 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         css = ADMIN_CSS
 
     @admin.display(description=_("received"), ordering="received_at")
-    def received(self, obj: WebhookDelivery):
+    def received(self, obj: WebhookDelivery) -> SafeString | str:
         return compact_datetime(obj.received_at)
 
     @admin.display(description=_("processed"), ordering="processed_at")
-    def processed(self, obj: WebhookDelivery):
+    def processed(self, obj: WebhookDelivery) -> SafeString | str:
         return compact_datetime(obj.processed_at)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+    def has_change_permission(
+        self, request: HttpRequest, obj: WebhookDelivery | None = None
+    ) -> bool:
         return False
 
     def has_reprocess_permission(self, request: HttpRequest) -> bool:

@@ -6,9 +6,18 @@ request body: they end up in logs, admin messages and ``SyncRun.error``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..models import CustomEvent
+
 
 class RemoteError(Exception):
     """Base for every failure talking to PluginLab or Plugipay."""
+
+    #: Only on the error ``services.events.send_custom_event`` re-raises: the
+    #: failed event's stored row.
+    custom_event: CustomEvent
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
         super().__init__(message)

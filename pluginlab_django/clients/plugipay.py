@@ -142,7 +142,9 @@ def _unwrap(response: requests.Response) -> Any:
             "Plugipay answered with a body that is not a JSON envelope",
             status=response.status_code,
         )
-    meta = envelope.get("meta") if isinstance(envelope.get("meta"), Mapping) else {}
+    meta = envelope.get("meta")
+    if not isinstance(meta, Mapping):
+        meta = {}
     request_id = meta.get("requestId")
     error = envelope.get("error")
     if response.status_code >= 400 or error:

@@ -34,13 +34,19 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+    from urllib3.connectionpool import ConnectionPool
+    from urllib3.response import BaseHTTPResponse
 
 from .. import __version__
 
@@ -105,14 +111,27 @@ class CappedRetry(Retry):
     ``RetryAfterTooLong``.
     """
 
-    def increment(self, method=None, url=None, response=None, error=None, **kwargs: Any):
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
         if response is not None and self.respect_retry_after_header:
             retry_after = self.get_retry_after(response)
             if retry_after is not None and retry_after > self.backoff_max:
                 raise MaxRetryError(
-                    kwargs.get("_pool"), url, ResponseError("Retry-After exceeds backoff_max")
+                    # urllib3's own increment passes a missing pool the same way.
+                    _pool,  # type: ignore[arg-type]
+                    url,
+                    ResponseError("Retry-After exceeds backoff_max"),
                 )
-        return super().increment(method, url, response=response, error=error, **kwargs)
+        return super().increment(
+            method, url, response=response, error=error, _pool=_pool, _stacktrace=_stacktrace
+        )
 
 
 class TransportFailure(Exception):

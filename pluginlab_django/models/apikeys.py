@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -28,7 +30,7 @@ class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
         """Keys Plugipay still lists and has not revoked."""
         return self.filter(revoked_at__isnull=True, gone_at__isnull=True)
 
-    def revocation_due(self, now=None) -> ApiKeyQuerySet:
+    def revocation_due(self, now: datetime | None = None) -> ApiKeyQuerySet:
         return self.active().filter(revoke_scheduled_at__lte=now or timezone.now())
 
 

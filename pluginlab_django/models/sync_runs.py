@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -42,6 +44,10 @@ class SyncRun(models.Model):
     # (SIGKILL, a dead machine) and its lock may be taken over.
     heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
 
+    #: Not stored: set by ``sync.runs`` on the run it starts and finishes, the
+    #: exception that ended a failed run (None otherwise).
+    exception: BaseException | None
+
     class Meta:
         verbose_name = _("sync run")
         verbose_name_plural = _("sync runs")
@@ -61,7 +67,7 @@ class SyncRun(models.Model):
         return f"{self.get_kind_display()} @ {self.started_at:%Y-%m-%d %H:%M} ({self.status})"
 
     @property
-    def duration(self):
+    def duration(self) -> timedelta | None:
         if not self.finished_at:
             return None
         return self.finished_at - self.started_at

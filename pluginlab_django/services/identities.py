@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.db import OperationalError, connection, connections, router
 from django.db.models import Q
@@ -151,7 +151,9 @@ def get_access_token(member: Member | str, provider: str, *, min_valid_seconds: 
         )
 
     identity, _refreshed = _single_flight(pk, done)
-    return identity.access_token
+    # A str: done() waits for a token, and PluginLab's refresh answer carries
+    # one (the client does not check that it does).
+    return cast(str, identity.access_token)
 
 
 def refresh_identity(identity: Identity) -> Identity:
@@ -244,6 +246,7 @@ def _stored_token(
     member: Member | str, provider: str, min_valid_seconds: float
 ) -> tuple[int, str | None, bool] | None:
     """(pk, decrypted access token, valid for min_valid_seconds)."""
+    who: int | str  # the member's pk, or its PluginLab id
     if isinstance(member, Member):
         by_remote_id, who = False, member.pk
     elif isinstance(member, str) and member:

@@ -46,10 +46,10 @@ from typing import Any
 
 from django.core.cache import caches
 from django.db import connection, connections, router
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
-from ..clients import PluginLabError, RemoteUnavailable, get_pluginlab_client
+from ..clients import PluginLabClient, PluginLabError, RemoteUnavailable, get_pluginlab_client
 from ..clients.types import EventLocation
 from ..conf import pluginlab_settings
 from ..models import CustomEvent
@@ -161,7 +161,7 @@ def outbox_health() -> OutboxHealth:
     )
 
 
-def resend(queryset) -> int:
+def resend(queryset: QuerySet[CustomEvent]) -> int:
     """Put ``sending`` (stuck) and ``failed`` events of ``queryset`` back to
     ``pending``, for the next sender. The admin's decision, never automatic:
     a stuck event may already be counted by PluginLab."""
@@ -191,7 +191,7 @@ def send_pending(*, limit: int | None = None) -> SendSummary:
     return summary
 
 
-def _run(client, summary: SendSummary, limit: int | None) -> None:
+def _run(client: PluginLabClient, summary: SendSummary, limit: int | None) -> None:
     stop = threading.Event()
     threads = _threads()
     tried = 0
@@ -232,7 +232,14 @@ def _threads() -> int:
 _summary_lock = threading.Lock()
 
 
-def _send_groups(client, groups, summary: SendSummary, stop, *, in_thread: bool) -> None:
+def _send_groups(
+    client: PluginLabClient,
+    groups: list[list[tuple]],
+    summary: SendSummary,
+    stop: threading.Event,
+    *,
+    in_thread: bool,
+) -> None:
     try:
         for group in groups:
             for row in group:
@@ -253,7 +260,7 @@ def _send_groups(client, groups, summary: SendSummary, stop, *, in_thread: bool)
             connections.close_all()
 
 
-def _send_one(client, row: tuple) -> str | None:
+def _send_one(client: PluginLabClient, row: tuple) -> str | None:
     """Claim, POST, record. Returns SENT, FAILED, None (someone else had
     claimed it), or the text of why PluginLab is unavailable."""
     pk, member_id, source, in_quota, country, subdivision = row

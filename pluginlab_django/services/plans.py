@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from django.core.signals import request_finished
 from django.db import DatabaseError, connections, router
@@ -138,7 +139,7 @@ on_settings_change(forget_recorded_plans)
 
 
 @receiver(request_finished)
-def _flush_after_response(**kwargs) -> None:
+def _flush_after_response(**kwargs: Any) -> None:
     if not _pending:
         return
     connection = connections[router.db_for_write(Member)]

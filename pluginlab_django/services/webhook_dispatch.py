@@ -89,7 +89,9 @@ def celery_broker_configured(app: Any = None) -> bool:
     app configured, ``current_app`` is that default and ``.delay()`` fails.
     """
     if app is None:
-        from celery import current_app as app
+        from celery import current_app
+
+        app = current_app
     conf = app.conf
     return bool(conf.task_always_eager or conf.broker_url or conf.broker_write_url)
 

@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, router, transaction
-from django.db.models import Q
+from django.db.models import Field, Q
 from django.utils import timezone
 
 from .. import signals, sync
@@ -64,11 +64,25 @@ Status = WebhookDelivery.Status
 #: or it is already done: nothing was run.
 SKIPPED = "skipped"
 
+
+def _field(name: str) -> Field[Any, Any]:
+    # get_field's type includes reverse relations; these names are columns.
+    field = WebhookDelivery._meta.get_field(name)
+    assert isinstance(field, Field), name
+    return field
+
+
+def _width(name: str) -> int:
+    max_length = _field(name).max_length
+    assert max_length is not None, name
+    return max_length
+
+
 # Column widths of WebhookDelivery; longer values are hashed or cut, never
 # allowed to fail the INSERT of a valid delivery.
-_ID_MAX = WebhookDelivery._meta.get_field("delivery_id").max_length
-_HOOK_MAX = WebhookDelivery._meta.get_field("hook_id").max_length
-_EVENT_MAX = WebhookDelivery._meta.get_field("event").max_length
+_ID_MAX = _width("delivery_id")
+_HOOK_MAX = _width("hook_id")
+_EVENT_MAX = _width("event")
 _ERROR_MAX = 4000
 # Headers kept with a delivery (the signature too, so the raw body can be
 # verified again later).
@@ -142,6 +156,7 @@ def store_delivery(
         if transaction.get_connection().in_atomic_block
         else contextlib.nullcontext()
     )
+    delivery: WebhookDelivery | None
     try:
         with guard:
             delivery = WebhookDelivery.objects.create(delivery_id=delivery_id, **fields)
@@ -243,7 +258,7 @@ def _claim(pk: int, *, reprocess: bool) -> datetime | None:
 def _finish(delivery: WebhookDelivery, claim: datetime, **fields: Any) -> None:
     """Record the outcome (in the row and on ``delivery``), unless the claim was taken over."""
     updated = _update(
-        ", ".join(f"{WebhookDelivery._meta.get_field(name).column} = %s" for name in fields),
+        ", ".join(f"{_field(name).column} = %s" for name in fields),
         list(fields.values()),
         "id = %s AND status = %s AND claimed_at = %s",
         [delivery.pk, Status.PROCESSING, claim],

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from django.db.models import QuerySet
+
 from ..models import Member
 
 #: Rows loaded per query while walking members.
@@ -29,7 +31,7 @@ def members_to_sync(member_ids: Iterable[str] | None) -> tuple[Iterator[Member],
     return iter(rows), len(rows), unknown
 
 
-def _walk(queryset) -> Iterator[Member]:
+def _walk(queryset: QuerySet[Member]) -> Iterator[Member]:
     last_pk = 0
     while batch := list(queryset.filter(pk__gt=last_pk)[:BATCH_SIZE]):
         yield from batch

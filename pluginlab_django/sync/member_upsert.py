@@ -37,13 +37,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from django.db import IntegrityError, connections, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
+from django.db.models import Field
 
 from ..models import Member
 from .row_upsert import Outcome
@@ -114,7 +117,9 @@ def upsert_members(rows: Sequence[dict[str, Any]], update_fields: tuple[str, ...
 # PostgreSQL -------------------------------------------------------------------
 
 
-def _upsert_postgresql(connection, rows, update_fields) -> UpsertResult:
+def _upsert_postgresql(
+    connection: BaseDatabaseWrapper, rows: Sequence[dict[str, Any]], update_fields: tuple[str, ...]
+) -> UpsertResult:
     sql = _postgresql_sql(connection.alias, update_fields)
     payload = json.dumps(
         [{**INSERT_ONLY_DEFAULTS, **row} for row in rows], default=_json_value, ensure_ascii=False
@@ -139,8 +144,8 @@ def _postgresql_sql(alias: str, update_fields: tuple[str, ...]) -> str:
     quote = connection.ops.quote_name
     opts = Member._meta
     fields = _fields(update_fields)
-    columns = ", ".join(quote(f.column) for f in fields)
-    record = ", ".join(f"{quote(f.column)} {f.db_type(connection)}" for f in fields)
+    columns = ", ".join(quote(_column(f.name)) for f in fields)
+    record = ", ".join(f"{quote(_column(f.name))} {f.db_type(connection)}" for f in fields)
     fresh = _not_stale(
         quote, f"r.{quote(_column('remote_id'))}", f"r.{quote(_column('remote_updated_at_ms'))}"
     )
@@ -150,14 +155,16 @@ def _postgresql_sql(alias: str, update_fields: tuple[str, ...]) -> str:
         f"SELECT {columns} FROM jsonb_to_recordset(%s::jsonb) AS r({record}) "
         f"WHERE {fresh} "
         f"{_on_conflict(quote, update_fields)} "
-        f"RETURNING {quote(opts.pk.column)}, {quote(_column('remote_id'))}, (xmax = 0)"
+        f"RETURNING {quote(_column(opts.pk.name))}, {quote(_column('remote_id'))}, (xmax = 0)"
     )
 
 
 # SQLite -----------------------------------------------------------------------
 
 
-def _upsert_sqlite(connection, rows, update_fields) -> UpsertResult:
+def _upsert_sqlite(
+    connection: BaseDatabaseWrapper, rows: Sequence[dict[str, Any]], update_fields: tuple[str, ...]
+) -> UpsertResult:
     fields = _fields(update_fields)
     quote = connection.ops.quote_name
     table = quote(Member._meta.db_table)
@@ -190,7 +197,7 @@ def _upsert_sqlite(connection, rows, update_fields) -> UpsertResult:
     return result
 
 
-def _existing_ids(cursor, table: str, remote_id: str, ids: list[str]) -> list[str]:
+def _existing_ids(cursor: CursorWrapper, table: str, remote_id: str, ids: list[str]) -> list[str]:
     found: list[str] = []
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
@@ -200,12 +207,14 @@ def _existing_ids(cursor, table: str, remote_id: str, ids: list[str]) -> list[st
     return found
 
 
-def _rows_synced_at(cursor, table, remote_id, ids, synced_at) -> list[tuple[int, str]]:
+def _rows_synced_at(
+    cursor: CursorWrapper, table: str, remote_id: str, ids: list[str], synced_at: datetime
+) -> list[tuple[int, str]]:
     """Before RETURNING: the rows this write touched carry its ``last_synced_at``."""
     connection = cursor.db
     pk = connection.ops.quote_name(Member._meta.pk.column)
     synced = connection.ops.quote_name(_column("last_synced_at"))
-    stamp = Member._meta.get_field("last_synced_at").get_db_prep_save(synced_at, connection)
+    stamp = _field("last_synced_at").get_db_prep_save(synced_at, connection)
     found: list[tuple[int, str]] = []
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
@@ -225,9 +234,13 @@ def _sqlite_sql(alias: str, update_fields: tuple[str, ...], returning: bool) -> 
     quote = connection.ops.quote_name
     opts = Member._meta
     fields = _fields(update_fields)
-    columns = ", ".join(quote(f.column) for f in fields)
+    columns = ", ".join(quote(_column(f.name)) for f in fields)
     values = ", ".join(f"json_extract(value, '$[{index}]')" for index in range(len(fields)))
-    tail = f" RETURNING {quote(opts.pk.column)}, {quote(_column('remote_id'))}" if returning else ""
+    tail = (
+        f" RETURNING {quote(_column(opts.pk.name))}, {quote(_column('remote_id'))}"
+        if returning
+        else ""
+    )
     ms_index = [f.name for f in fields].index("remote_updated_at_ms")
     fresh = _not_stale(
         quote, "json_extract(value, '$[0]')", f"json_extract(value, '$[{ms_index}]')"
@@ -244,16 +257,25 @@ def _sqlite_sql(alias: str, update_fields: tuple[str, ...], returning: bool) -> 
 # Shared SQL pieces ------------------------------------------------------------
 
 
-def _fields(update_fields: tuple[str, ...]) -> list:
+def _fields(update_fields: tuple[str, ...]) -> list[Field[Any, Any]]:
     names = ("remote_id", *update_fields, *INSERT_ONLY_DEFAULTS)
-    return [Member._meta.get_field(name) for name in names]
+    return [_field(name) for name in names]
+
+
+def _field(name: str) -> Field[Any, Any]:
+    # get_field's type includes reverse relations; these names are columns.
+    field = Member._meta.get_field(name)
+    assert isinstance(field, Field), name
+    return field
 
 
 def _column(name: str) -> str:
-    return Member._meta.get_field(name).column
+    column = _field(name).column
+    assert column is not None, name  # only a multi-column ForeignObject has none
+    return column
 
 
-def _not_stale(quote, incoming_id: str, incoming_ms: str) -> str:
+def _not_stale(quote: Callable[[str], str], incoming_id: str, incoming_ms: str) -> str:
     """Leave out, before any lock, members already stored at least as new.
 
     Only a shortcut, in the same statement: a member skipped here is one the
@@ -282,7 +304,7 @@ def _not_stale(quote, incoming_id: str, incoming_ms: str) -> str:
     return f"NOT COALESCE({incoming_ms} <= {stored_ms}, FALSE)"
 
 
-def _on_conflict(quote, update_fields: tuple[str, ...]) -> str:
+def _on_conflict(quote: Callable[[str], str], update_fields: tuple[str, ...]) -> str:
     """``ON CONFLICT ... DO UPDATE SET ... WHERE <newer>`` (same on both backends)."""
     table = quote(Member._meta.db_table)
     updates = ", ".join(
@@ -300,7 +322,7 @@ def _on_conflict(quote, update_fields: tuple[str, ...]) -> str:
 # Other backends ---------------------------------------------------------------
 
 
-def _upsert_per_row(rows, update_fields) -> UpsertResult:
+def _upsert_per_row(rows: Sequence[dict[str, Any]], update_fields: tuple[str, ...]) -> UpsertResult:
     """Lock each row, then apply the same rule to the locked row."""
     result = UpsertResult()
     for values in rows:

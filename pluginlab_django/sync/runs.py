@@ -133,6 +133,8 @@ def start_exclusive_run(kind: str, **fields: Any) -> SyncRun:
             )
             if taken:
                 logger.warning("Sync run %s was abandoned; taking over its lock", holder.pk)
+    # Unhandled race (as before, a crash): the holder finished just before the last retry.
+    assert holder is not None, "the lock holder finished during the last attempt"
     raise SyncAlreadyRunning(holder)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import random
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.core.exceptions import ImproperlyConfigured
 
 from ..services import outbox
@@ -40,7 +40,7 @@ def retry_countdown(retries: int) -> float:
 
 
 @shared_task(bind=True, acks_late=True, max_retries=8, ignore_result=True)
-def send_pending_events(self) -> dict:
+def send_pending_events(self: Task) -> dict:
     """Send every pending custom event; retry with backoff while PluginLab is down.
 
     Eagerly run (no broker), it does not retry in-process (that would only

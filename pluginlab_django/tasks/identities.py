@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from ..clients.exceptions import RemoteError, RemoteUnavailable
 from ..conf import pluginlab_settings
@@ -32,7 +32,7 @@ logger = logging.getLogger("pluginlab_django.sync")
 
 @shared_task(name="pluginlab_django.tasks.refresh_identity_tokens_task", **TASK_OPTIONS)
 def refresh_identity_tokens_task(
-    self, identity_ids: list[int] | None = None, within_seconds: int | None = None
+    self: Task, identity_ids: list[int] | None = None, within_seconds: int | None = None
 ) -> dict[str, Any]:
     """Refresh access tokens expiring within the window (see the module)."""
     window = int(

@@ -32,7 +32,7 @@ import signal
 from datetime import datetime
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from celery.signals import worker_shutting_down
 from django.utils import timezone
 
@@ -97,7 +97,7 @@ def run_summary(task: Any, run: SyncRun) -> dict[str, Any]:
 
 
 @shared_task(name="pluginlab_django.tasks.sync_members_task", **TASK_OPTIONS)
-def sync_members_task(self, resume: bool = False) -> dict[str, Any]:
+def sync_members_task(self: Task, resume: bool = False) -> dict[str, Any]:
     """Mirror every member. A retry resumes from the failed run's cursor;
     while another full member sync runs this one is skipped, not queued."""
     try:
@@ -139,7 +139,7 @@ def _interrupt_running_syncs(sig: Any = None, how: Any = None, **kwargs: Any) ->
 
 
 @shared_task(name="pluginlab_django.tasks.sync_member_task", **TASK_OPTIONS)
-def sync_member_task(self, member_id: str) -> int | None:
+def sync_member_task(self: Task, member_id: str) -> int | None:
     """Refresh one member (a 404 marks it deleted remotely); returns the row pk."""
     try:
         row = sync.sync_member(member_id)
@@ -150,7 +150,7 @@ def sync_member_task(self, member_id: str) -> int | None:
 
 
 @shared_task(name="pluginlab_django.tasks.sync_identities_task", **TASK_OPTIONS)
-def sync_identities_task(self, member_ids: list[str] | None = None) -> dict[str, Any]:
+def sync_identities_task(self: Task, member_ids: list[str] | None = None) -> dict[str, Any]:
     """Without ids: fan out over every active member. With ids: sync them."""
     if member_ids is None:
         return fan_out(sync_identities_task)
@@ -159,7 +159,7 @@ def sync_identities_task(self, member_ids: list[str] | None = None) -> dict[str,
 
 @shared_task(name="pluginlab_django.tasks.snapshot_quotas_task", **TASK_OPTIONS)
 def snapshot_quotas_task(
-    self, member_ids: list[str] | None = None, dispatched_at: str | None = None
+    self: Task, member_ids: list[str] | None = None, dispatched_at: str | None = None
 ) -> dict[str, Any]:
     """Without ids: fan out over every active member. With ids: snapshot them,
     skipping members already snapshotted since ``dispatched_at`` (retries)."""
@@ -170,7 +170,7 @@ def snapshot_quotas_task(
 
 
 @shared_task(name="pluginlab_django.tasks.sync_api_keys_task", **TASK_OPTIONS)
-def sync_api_keys_task(self) -> dict[str, Any]:
+def sync_api_keys_task(self: Task) -> dict[str, Any]:
     return run_summary(self, sync.sync_api_keys())
 
 

@@ -11,7 +11,7 @@ import logging
 import random
 import time
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from ..services import webhook_dispatch
 from ..services import webhooks as webhook_service
@@ -42,7 +42,7 @@ def retry_countdown(retries: int) -> float:
 
 
 @shared_task(bind=True, max_retries=6, ignore_result=True)
-def process_webhook_delivery(self, delivery_pk: int) -> str:
+def process_webhook_delivery(self: Task, delivery_pk: int) -> str:
     """Process one stored delivery; retry with backoff while it fails.
 
     When tasks run eagerly (no broker) a failure is not retried in-process

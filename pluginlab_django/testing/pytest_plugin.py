@@ -8,10 +8,14 @@ Load with ``pytest_plugins = ["pluginlab_django.testing.pytest_plugin"]``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from .sandbox import Sandbox
+
+if TYPE_CHECKING:
+    from pytest_django import Settings
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +26,7 @@ def pluginlab_sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def sandbox(pluginlab_sandbox: Sandbox, settings) -> Iterator[Sandbox]:
+def sandbox(pluginlab_sandbox: Sandbox, settings: Settings) -> Iterator[Sandbox]:
     """The session sandbox, freshly reset, with ``settings.PLUGINLAB`` pointing at it.
 
     Keeps the rest of the test settings (FIELD_ENCRYPTION_KEYS, fast RETRY_*)

@@ -13,7 +13,7 @@ import socket
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from . import control_api, pluginlab_api, plugipay_api
@@ -35,7 +35,9 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         self.sandbox = sandbox
         super().__init__(address, SandboxRequestHandler)
 
-    def handle_error(self, request, client_address) -> None:
+    def handle_error(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
+    ) -> None:
         if self.sandbox.verbose:
             super().handle_error(request, client_address)
 

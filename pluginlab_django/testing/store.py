@@ -72,7 +72,8 @@ class MemberStore:
                 if position is None:
                     return None
                 start = position
-            items, i = [], start
+            items: list[dict[str, Any]] = []
+            i = start
             while i < len(self._order) and len(items) < limit:
                 mid = self._order[i]
                 if mid is not None:

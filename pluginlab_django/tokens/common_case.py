@@ -24,7 +24,7 @@ import math
 import re
 import time
 from base64 import urlsafe_b64decode, urlsafe_b64encode
-from typing import Any
+from typing import Any, TypeGuard
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -103,7 +103,7 @@ def _claims_pass(claims: dict[str, Any], audience: str, issuer: str, leeway: flo
     return all(type(claims[name]) is str for name in _STRING_CLAIMS if name in claims)
 
 
-def _plain_number(value: object) -> bool:
+def _plain_number(value: object) -> TypeGuard[int | float]:
     """An int or a finite float (not a bool, a string or a huge float)."""
     if type(value) is int:
         return True

@@ -18,7 +18,7 @@ from typing import Any
 import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
-from django.core.cache import caches
+from django.core.cache import BaseCache, caches
 from jwt.algorithms import RSAPSSAlgorithm
 
 from ..conf import pluginlab_settings
@@ -213,7 +213,7 @@ class SigningKeyStore:
     # Internals -------------------------------------------------------------
 
     @property
-    def _cache(self):
+    def _cache(self) -> BaseCache:
         return caches[pluginlab_settings.CACHE_ALIAS]
 
     def _revalidate(self, stale: KeySet | None) -> KeySet:

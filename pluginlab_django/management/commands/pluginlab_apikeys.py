@@ -106,7 +106,7 @@ class SecretOutput:
 
     def release(self) -> None:
         """Undo ``reserve`` (no key was minted)."""
-        if self._fd is None:
+        if self._fd is None or self.path is None:  # (a descriptor comes with a path)
             return
         os.close(self._fd)
         os.unlink(self._temp or self.path)
@@ -117,6 +117,7 @@ class SecretOutput:
             self.command.stdout.write(json.dumps({**created.as_json(), **extra}, indent=2))
             return
         text = f"PLUGIPAY_KEY_ID={created.record.key_id}\nPLUGIPAY_SECRET={created.secret}\n"
+        assert self._fd is not None and self.path is not None, "reserve() opens the file"
         with os.fdopen(self._fd, "w") as handle:
             handle.write(text)
         self._fd = None
@@ -134,7 +135,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         called_from_command_line = parser.called_from_command_line
 
-        class SubcommandParser(type(parser)):
+        # Whatever parser class Django passed: a base mypy cannot check.
+        class SubcommandParser(type(parser)):  # type: ignore[misc]
             """Usage errors of a subcommand: exit 2 from a terminal, CommandError
             from call_command (Django < 5.1 does not pass this on by itself)."""
 
@@ -243,14 +245,14 @@ class Command(BaseCommand):
             rows = rows.active()
         elif options["revoked"]:
             rows = rows.filter(revoked_at__isnull=False)
-        rows = list(rows)
+        keys = list(rows)
         lines = [
             f"{r.record_id}  {r.key_id}  {r.mode or '?':4}  "
             f"{'?' if r.age_days is None else r.age_days:>4}d  {r.state}  {r.scope}  "
             f"{r.description or '(no description)'}"
-            for r in rows
+            for r in keys
         ] or ["No API keys."]
-        self._emit(options, [key_json(r) for r in rows], lines)
+        self._emit(options, [key_json(r) for r in keys], lines)
 
     def do_audit(self, options: dict[str, Any]) -> None:
         days = options["older_than"]

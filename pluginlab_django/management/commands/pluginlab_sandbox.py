@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from pluginlab_django.testing import ENV_KEYS, Sandbox
 from pluginlab_django.testing.credentials import derived_credentials
@@ -38,7 +38,7 @@ class Command(BaseCommand):
     help = "Run the PluginLab/Plugipay sandbox on a loopback port and print its settings."
     requires_system_checks: list[str] = []
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8765)
         parser.add_argument("--members", type=int, default=500)
