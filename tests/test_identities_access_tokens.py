@@ -3,13 +3,18 @@ one refresh when it is not, and a clear answer for every other case."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
 from cryptography.fernet import Fernet
 from django.utils import timezone
 
-from pluginlab_django.clients import PluginLabUnavailable, RefreshNotSupported
+from pluginlab_django.clients import (
+    PluginLabUnavailable,
+    RefreshNotSupported,
+    get_pluginlab_client,
+)
 from pluginlab_django.models import Identity, Member
 from pluginlab_django.services.identities import (
     IdentityNotFound,
@@ -115,6 +120,23 @@ def test_pluginlab_down_raises_the_clients_error_and_stores_nothing(sandbox):
     assert Identity.objects.values().get(member=member, provider="google") == before
     sandbox.clear_faults()
     assert get_access_token(member, "google") != before["access_token"]  # and it recovers
+
+
+def test_a_refresh_answer_without_a_token_is_an_error_and_stores_nothing(sandbox, monkeypatch):
+    member = mirrored_member_with(sandbox, "google")
+    identity_of(member, "google", expires_in=-60)
+    before = Identity.objects.values().get(member=member, provider="google")
+    client_type = type(get_pluginlab_client())
+    real_refresh = client_type.refresh_identity_token
+
+    def refresh_without_token(self, *args, **kwargs):
+        return dataclasses.replace(real_refresh(self, *args, **kwargs), access_token=None)
+
+    monkeypatch.setattr(client_type, "refresh_identity_token", refresh_without_token)
+    with pytest.raises(PluginLabUnavailable, match="without an access token") as raised:
+        get_access_token(member, "google")
+    assert raised.value.code == "identity/refresh-without-token"
+    assert Identity.objects.values().get(member=member, provider="google") == before
 
 
 def test_an_undecryptable_token_counts_as_absent_and_is_refreshed(sandbox, settings):

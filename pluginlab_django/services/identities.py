@@ -151,8 +151,7 @@ def get_access_token(member: Member | str, provider: str, *, min_valid_seconds: 
         )
 
     identity, _refreshed = _single_flight(pk, done)
-    # A str: done() waits for a token, and PluginLab's refresh answer carries
-    # one (the client does not check that it does).
+    # A str: done() waits for a token, and _refresh_now refuses an answer without one.
     return cast(str, identity.access_token)
 
 
@@ -341,6 +340,14 @@ def _refresh_now(identity: Identity) -> Identity:
         raise ReauthenticationRequired(
             member.remote_id, identity.provider, detail=exc.message
         ) from exc
+    if not fresh.access_token:
+        # Storing it would leave the member with no token and every caller
+        # waiting for one; the stored row stays as it was.
+        raise PluginLabUnavailable(
+            f"PluginLab answered the {identity.provider} token refresh of member "
+            f"{member.remote_id} without an access token; nothing was stored. Try again later.",
+            code="identity/refresh-without-token",
+        )
     for attempt in range(5):
         try:
             return sync.store_identity(member, fresh, refreshed=True)
