@@ -15,11 +15,14 @@ newer one) is never written over the newer row, whichever commits first.
 
 Per backend:
 
-- **PostgreSQL**: the page travels as one JSON parameter expanded by
-  ``jsonb_to_recordset`` (no per-value placeholders, ~3x faster than Django's
-  bulk insert). ``RETURNING (xmax = 0)`` tells inserted rows from updated
-  ones; rows the ``WHERE`` skipped are not returned. Exact under concurrency:
-  ON CONFLICT locks each conflicting row before judging it.
+- **PostgreSQL**: the page travels as one JSON parameter, an array of
+  rows, each an array of column values in the statement's column order,
+  expanded by ``jsonb_array_elements`` (no per-value placeholders, ~3x
+  faster than Django's bulk insert; positional rows are a third smaller
+  than objects keyed by column name, which PostgreSQL had to parse, sort and
+  look up for every row). ``RETURNING (xmax = 0)`` tells inserted rows from
+  updated ones; rows the ``WHERE`` skipped are not returned. Exact under
+  concurrency: ON CONFLICT locks each conflicting row before judging it.
 - **SQLite >= 3.24** (upsert syntax): the same statement over ``json_each``.
   SQLite has one writer at a time, so the transaction first takes the write
   lock (a no-op ``UPDATE``) and then reads which of the page's ids exist;
@@ -48,7 +51,7 @@ from django.db import IntegrityError, connections, router, transaction
 from ..models import Member
 from .row_upsert import Outcome
 
-__all__ = ["UpsertResult", "is_newer", "upsert_members"]
+__all__ = ["UpsertResult", "is_newer", "postgresql_payload", "upsert_members"]
 
 #: Columns given on insert only: a sync never overwrites what tokens and
 #: webhooks told us (plan, price).
@@ -116,15 +119,25 @@ def upsert_members(rows: Sequence[dict[str, Any]], update_fields: tuple[str, ...
 
 def _upsert_postgresql(connection, rows, update_fields) -> UpsertResult:
     sql = _postgresql_sql(connection.alias, update_fields)
-    payload = json.dumps(
-        [{**INSERT_ONLY_DEFAULTS, **row} for row in rows], default=_json_value, ensure_ascii=False
-    )
+    payload = postgresql_payload(rows, update_fields)
     result = UpsertResult()
     with connection.cursor() as cursor:
         cursor.execute(sql, [payload])
         for pk, remote_id, inserted in cursor.fetchall():
             (result.created if inserted else result.updated)[remote_id] = pk
     return result
+
+
+def postgresql_payload(rows: Sequence[dict[str, Any]], update_fields: tuple[str, ...]) -> str:
+    """The page statement's parameter: ``[[value, ...], ...]``, one array per
+    row, values in ``_fields`` order (the statement reads them by position)."""
+    names = [f.name for f in _fields(update_fields)]
+    defaults = INSERT_ONLY_DEFAULTS
+    return json.dumps(
+        [[row[name] if name in row else defaults[name] for name in names] for row in rows],
+        default=_json_value,
+        ensure_ascii=False,
+    )
 
 
 def _json_value(value: Any) -> Any:
@@ -140,18 +153,32 @@ def _postgresql_sql(alias: str, update_fields: tuple[str, ...]) -> str:
     opts = Member._meta
     fields = _fields(update_fields)
     columns = ", ".join(quote(f.column) for f in fields)
-    record = ", ".join(f"{quote(f.column)} {f.db_type(connection)}" for f in fields)
-    fresh = _not_stale(
-        quote, f"r.{quote(_column('remote_id'))}", f"r.{quote(_column('remote_updated_at_ms'))}"
-    )
+    values = [_postgresql_value(f, index, connection) for index, f in enumerate(fields)]
+    names = [f.name for f in fields]
+    fresh = _not_stale(quote, values[0], values[names.index("remote_updated_at_ms")])
     # Only quoted identifiers from the model's metadata; the data is a parameter.
     return (
         f"INSERT INTO {quote(opts.db_table)} ({columns}) "  # noqa: S608
-        f"SELECT {columns} FROM jsonb_to_recordset(%s::jsonb) AS r({record}) "
+        f"SELECT {', '.join(values)} FROM jsonb_array_elements(%s::jsonb) AS r "
         f"WHERE {fresh} "
         f"{_on_conflict(quote, update_fields)} "
         f"RETURNING {quote(opts.pk.column)}, {quote(_column('remote_id'))}, (xmax = 0)"
     )
+
+
+def _postgresql_value(field, index: int, connection) -> str:
+    """Column ``index`` of the row ``r`` as the field's type.
+
+    Text goes in uncast: assigning it to a ``varchar(n)`` column refuses an
+    overlong value, where an explicit ``::varchar(n)`` would cut it. A JSON
+    ``null`` is SQL ``NULL`` in every column, as ``jsonb_to_recordset`` had it.
+    """
+    db_type = field.db_type(connection)
+    if db_type == "jsonb":
+        return f"NULLIF(r -> {index}, 'null'::jsonb)"
+    if db_type.startswith("varchar") or db_type == "text":
+        return f"(r ->> {index})"
+    return f"(r ->> {index})::{db_type}"
 
 
 # SQLite -----------------------------------------------------------------------
