@@ -3,7 +3,8 @@
 Members sit in an append-only ordered list (deleted slots become ``None``)
 plus a dict index, so a page costs O(page size) and the order is stable
 across pages. The list call is served as bytes (``page_json``) built from
-each member's encoded JSON, kept until that member changes: a page is then
+each member's encoded JSON (made when the members are loaded, or on first
+listing after a change), kept until that member changes: a page is then
 a join of 100 cached strings instead of a deep copy and a fresh encode of
 every member, which made the sandbox a visible share of a benchmarked sync.
 Quota state outlives a member: PluginLab keys it by the id, which is derived
@@ -64,8 +65,9 @@ class MemberStore:
             self._order: list[str | None] = [m["id"] for m in data.members]
             self._position = {mid: i for i, mid in enumerate(self._order)}
             self._members = {m["id"]: m for m in data.members}
-            #: Encoded member JSON by id; dropped whenever the member changes.
-            self._encoded: dict[str, bytes] = {}
+            #: Encoded member JSON by id, made here rather than while a page
+            #: is being answered; dropped whenever the member changes.
+            self._encoded: dict[str, bytes] = {m["id"]: encode_json(m) for m in data.members}
             self._emails = {m["email"].lower(): m["id"] for m in data.members}
             self._identities = data.identities
             self._quotas = data.quotas
