@@ -85,3 +85,34 @@ def test_an_overlong_id_is_refused_not_cut():
         member_upsert.upsert_members([row], UPDATE_FIELDS)
     assert not Member.objects.filter(remote_id__startswith="mem_xxx").exists()
     assert connection.vendor == "postgresql"
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_the_page_is_a_bound_parameter_and_never_a_prepared_statement():
+    from django.test.utils import CaptureQueriesContext
+
+    seen: list[tuple[str, object]] = []
+
+    def record(execute, sql, params, many, context):
+        seen.append((sql, params))
+        return execute(sql, params, many, context)
+
+    connection.ensure_connection()
+    # As with OPTIONS["prepare_threshold"]: psycopg would prepare from the 2nd run on.
+    threshold = connection.connection.prepare_threshold
+    connection.connection.prepare_threshold = 1
+    try:
+        with CaptureQueriesContext(connection) as captured, connection.execute_wrapper(record):
+            for n in range(8):
+                member_upsert.upsert_members(rows_for(wire(100 + n)), UPDATE_FIELDS)
+    finally:
+        connection.connection.prepare_threshold = threshold
+    assert len(seen) == 8  # the execute wrappers still see every page
+    page_sql = [q["sql"] for q in captured.captured_queries if "jsonb_array_elements" in q["sql"]]
+    assert len(page_sql) == 8
+    # Logged as the server received it: a placeholder, not the page quoted inline.
+    assert all("$1" in sql and "mem_" not in sql for sql in page_sql), page_sql[0][:300]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+        assert cursor.fetchone() == (0,)
+    assert Member.objects.count() == 8

@@ -122,11 +122,51 @@ def _upsert_postgresql(connection, rows, update_fields) -> UpsertResult:
     sql = _postgresql_sql(connection.alias, update_fields)
     payload = postgresql_payload(rows, update_fields)
     result = UpsertResult()
-    with connection.cursor() as cursor:
+    with _page_cursor(connection) as cursor:
         cursor.execute(sql, [payload])
         for pk, remote_id, inserted in cursor.fetchall():
             (result.created if inserted else result.updated)[remote_id] = pk
     return result
+
+
+def _page_cursor(connection):
+    """A cursor that sends the page apart from the statement (psycopg 3).
+
+    Django's psycopg 3 cursors bind on the client by default: the page (80+
+    kB of JSON) is then quoted into the statement text, and PostgreSQL's
+    parser scans it again as a string literal, on every page. This cursor
+    sends it as a bound parameter instead (``$1``), never as a named
+    prepared statement (``prepare=False``, even with a ``prepare_threshold``
+    in the database OPTIONS: nothing outlives the statement, so a
+    transaction-pooling proxy such as PgBouncer is no concern). It is
+    wrapped like any Django cursor (execute wrappers, query logging, error
+    translation). With psycopg2, a plain Django cursor.
+    """
+    bound = _bound_cursor_class()
+    if bound is None:
+        return connection.cursor()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    raw = bound(connection.connection)
+    if connection.queries_logged:
+        return connection.make_debug_cursor(raw)
+    return connection.make_cursor(raw)
+
+
+@lru_cache(maxsize=1)
+def _bound_cursor_class() -> type | None:
+    # Imported here: projects on SQLite need no PostgreSQL driver.
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    if not is_psycopg3:
+        return None
+    import psycopg
+
+    class UnpreparedBoundCursor(psycopg.Cursor):
+        def execute(self, query, params=None, *, prepare=None, binary=None):
+            return super().execute(query, params, prepare=False, binary=binary)
+
+    return UnpreparedBoundCursor
 
 
 def postgresql_payload(rows: Sequence[dict[str, Any]], update_fields: tuple[str, ...]) -> str:
