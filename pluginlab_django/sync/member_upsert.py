@@ -48,9 +48,11 @@ from typing import Any
 
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models import DateTimeField
+from django.utils import timezone
 
-from ..models import Member
+from ..models import Member, SyncRun
 from .row_upsert import Outcome
+from .runs import PROGRESS_FIELDS, SyncRunTakenOver, save_progress
 
 __all__ = ["UpsertResult", "is_newer", "postgresql_payload", "upsert_members"]
 
@@ -91,42 +93,130 @@ def is_newer(
     return incoming_ms > stored_ms
 
 
-def upsert_members(rows: Sequence[dict[str, Any]], update_fields: tuple[str, ...]) -> UpsertResult:
+def upsert_members(
+    rows: Sequence[dict[str, Any]],
+    update_fields: tuple[str, ...],
+    *,
+    progress: SyncRun | None = None,
+) -> UpsertResult:
     """Insert new members, update those whose data is newer, skip the rest.
 
     ``rows``: dicts of field values with ``remote_id`` (unique in ``rows``)
     and ``last_synced_at``; on conflict only ``update_fields`` are written.
     Runs in one transaction (the caller's, when inside one).
+
+    ``progress``: the running ``SyncRun`` this write is a page of (its
+    ``pages`` and ``cursor`` already set for it). Its counters get this
+    write's counts and its progress is saved in the same transaction, as
+    ``save_progress`` does; on PostgreSQL by the page statement itself (the
+    ``SyncRun`` UPDATE rides along as a second CTE: one statement and one
+    round trip per page instead of two). Raises ``SyncRunTakenOver``, and
+    the write is rolled back with the caller's transaction, when the run is
+    no longer ``running``.
     """
-    if not rows:
-        return UpsertResult()
     connection = connections[router.db_for_write(Member)]
     # savepoint=False: inside a page's transaction a savepoint would cost two
     # more round trips per page and buy nothing (a failure fails the page).
     with transaction.atomic(using=connection.alias, savepoint=False):
-        if connection.vendor == "postgresql":
-            result = _upsert_postgresql(connection, rows, update_fields)
+        if not rows:
+            result = UpsertResult()
+        elif connection.vendor == "postgresql":
+            result = _upsert_postgresql(connection, rows, update_fields, progress)
         elif connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= SQLITE_UPSERT:
             result = _upsert_sqlite(connection, rows, update_fields)
         else:
             result = _upsert_per_row(rows, update_fields)
-    written = result.created.keys() | result.updated.keys()
-    result.unchanged = [row["remote_id"] for row in rows if row["remote_id"] not in written]
+        written = result.created.keys() | result.updated.keys()
+        result.unchanged = [row["remote_id"] for row in rows if row["remote_id"] not in written]
+        if progress is not None:
+            _count(progress, result)
+            if not (rows and connection.vendor == "postgresql"):
+                save_progress(progress)
     return result
+
+
+def _count(run: SyncRun, result: UpsertResult) -> None:
+    run.created += len(result.created)
+    run.updated += len(result.updated)
+    run.unchanged += len(result.unchanged)
 
 
 # PostgreSQL -------------------------------------------------------------------
 
 
-def _upsert_postgresql(connection, rows, update_fields) -> UpsertResult:
-    sql = _postgresql_sql(connection.alias, update_fields)
+def _upsert_postgresql(connection, rows, update_fields, progress: SyncRun | None) -> UpsertResult:
     payload = postgresql_payload(rows, update_fields)
     result = UpsertResult()
+    if progress is None:
+        with _page_cursor(connection) as cursor:
+            cursor.execute(_postgresql_sql(connection.alias, update_fields), [payload])
+            for pk, remote_id, inserted in cursor.fetchall():
+                (result.created if inserted else result.updated)[remote_id] = pk
+        return result
+    heartbeat = timezone.now()
+    params = [
+        payload,
+        progress.created,
+        progress.updated,
+        progress.unchanged + len(rows),
+        progress.marked_deleted,
+        progress.failed,
+        progress.pages,
+        progress.cursor,
+        heartbeat,
+        progress.pk,
+        str(SyncRun.Status.RUNNING),  # the value: psycopg would send an enum by name
+    ]
     with _page_cursor(connection) as cursor:
-        cursor.execute(sql, [payload])
-        for pk, remote_id, inserted in cursor.fetchall():
+        cursor.execute(_postgresql_page_with_progress_sql(connection.alias, update_fields), params)
+        fetched = cursor.fetchall()
+    # One row at least (the LEFT JOIN), its last column: did the run's row update?
+    if not fetched[0][3]:
+        raise SyncRunTakenOver(progress)
+    for pk, remote_id, inserted, _progressed in fetched:
+        if pk is not None:
             (result.created if inserted else result.updated)[remote_id] = pk
+    progress.heartbeat_at = heartbeat
     return result
+
+
+@lru_cache(maxsize=8)
+def _postgresql_page_with_progress_sql(alias: str, update_fields: tuple[str, ...]) -> str:
+    """The page statement and the run's progress UPDATE, in one statement.
+
+    Both CTEs run in full (data-modifying CTEs always do) on one snapshot;
+    the UPDATE counts what the INSERT returned. The final SELECT yields at
+    least one row (rows written, else one of NULLs), each with whether the
+    run's row was updated — not, when the run was taken over meanwhile.
+    Parameters: the page, then ``created``, ``updated``, ``unchanged`` as
+    they were plus the page's size, ``marked_deleted``, ``failed``,
+    ``pages``, ``cursor``, ``heartbeat_at``, the run's pk and ``running``.
+    """
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    run_column = {f.name: quote(str(f.column)) for f in SyncRun._meta.concrete_fields}
+    counted = "(SELECT count(*) FROM written"
+    sets = ", ".join(
+        [
+            f"{run_column['created']} = %s + {counted} WHERE inserted)",
+            f"{run_column['updated']} = %s + {counted} WHERE NOT inserted)",
+            f"{run_column['unchanged']} = %s - {counted})",
+            *(f"{run_column[name]} = %s" for name in _PLAIN_PROGRESS_FIELDS),
+        ]
+    )
+    return (
+        f"WITH written AS ({_postgresql_sql(alias, update_fields)}), "  # noqa: S608
+        f"progress AS (UPDATE {quote(SyncRun._meta.db_table)} SET {sets} "
+        f"WHERE {run_column['id']} = %s AND {run_column['status']} = %s "
+        f"RETURNING {run_column['id']}) "
+        "SELECT written.*, (SELECT count(*) FROM progress) "
+        "FROM (SELECT 1) AS page LEFT JOIN written ON TRUE"
+    )
+
+
+#: ``PROGRESS_FIELDS`` other than the counters the page statement computes.
+_PLAIN_PROGRESS_FIELDS = ("marked_deleted", "failed", "pages", "cursor", "heartbeat_at")
+assert set(PROGRESS_FIELDS) == {"created", "updated", "unchanged", *_PLAIN_PROGRESS_FIELDS}
 
 
 def _page_cursor(connection):
@@ -214,7 +304,8 @@ def _postgresql_sql(alias: str, update_fields: tuple[str, ...]) -> str:
         f"SELECT {', '.join(values)} FROM jsonb_array_elements(%s::jsonb) AS r "
         f"WHERE {fresh} "
         f"{_on_conflict(quote, update_fields)} "
-        f"RETURNING {quote(opts.pk.column)}, {quote(_column('remote_id'))}, (xmax = 0)"
+        f"RETURNING {quote(opts.pk.column)}, {quote(_column('remote_id'))}, "
+        "(xmax = 0) AS inserted"
     )
 
 
