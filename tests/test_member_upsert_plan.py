@@ -44,7 +44,7 @@ def test_the_page_statement_probes_the_index_whatever_the_statistics():
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             sql = member_upsert._postgresql_sql(connection.alias, UPDATE_FIELDS)
-            payload = json.dumps(rows, default=member_upsert._json_value)
+            payload = member_upsert.postgresql_payload(rows, UPDATE_FIELDS)
             cursor.execute("EXPLAIN " + sql, [payload])
             plan = "\n".join(line for (line,) in cursor.fetchall())
             assert "Hash Anti Join" not in plan and "Seq Scan" not in plan, plan

@@ -34,7 +34,9 @@ class BeforeFirstMemberInsert:
         self.fired = False
 
     def __call__(self, execute, sql, params, many, context):
-        if not self.fired and sql.lstrip().upper().startswith("INSERT") and MEMBER_TABLE in sql:
+        # The member INSERT, alone or as the page statement's first CTE.
+        head = sql.lstrip().upper()[:40]
+        if not self.fired and ("INSERT INTO" in head) and MEMBER_TABLE in sql:
             self.fired = True
             self.action()
         return execute(sql, params, many, context)

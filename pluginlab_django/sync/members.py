@@ -8,12 +8,13 @@ database inside that statement, so a page fetched before a webhook stored a
 newer copy can never roll the row back, whichever commits first.
 
 ``sync_members`` walks every page and writes each page with a constant
-number of SQL statements, whatever the page size: the upsert (on SQLite
-preceded by a write-lock and a read of the page's existing ids, for exact
-counting) and one UPDATE of the ``SyncRun`` (counters and cursor) in the
-same transaction, so the cursor never points past unstored data. When
-``member_synced`` has receivers, one more SELECT per page reads the written
-rows back for them.
+number of SQL statements, whatever the page size: the upsert and one UPDATE
+of the ``SyncRun`` (counters, cursor, heartbeat) in the same transaction, so
+the cursor never points past unstored data. On PostgreSQL the two are one
+statement (the UPDATE is a second CTE of the upsert); on SQLite the upsert
+is preceded by a write-lock and a read of the page's existing ids, for
+exact counting. When ``member_synced`` has receivers, one more SELECT per
+page reads the written rows back for them.
 
 Only a **complete, successful** run (walked from the first page, no error)
 marks members it did not see with ``deleted_remotely_at``; the seen ids are
@@ -43,7 +44,7 @@ from ..models import Member, SyncRun
 from .member_upsert import UpsertResult, upsert_members
 from .prefetch import prefetched
 from .row_upsert import Outcome, RowWrite
-from .runs import Progress, fail_run, finish_run, save_progress, start_exclusive_run
+from .runs import PROGRESS_FIELDS, Progress, fail_run, finish_run, start_exclusive_run
 from .seen_ids import SeenIds
 
 __all__ = [
@@ -183,16 +184,21 @@ class PageResult:
 
 
 def store_member_page(
-    members: list[remote.Member], *, now: datetime, want_rows: bool = False
+    members: list[remote.Member],
+    *,
+    now: datetime,
+    want_rows: bool = False,
+    progress: SyncRun | None = None,
 ) -> PageResult:
     """Upsert one page in one statement; the statement decides what is newer.
 
     ``want_rows``: also return the written rows (for ``member_synced``; one
-    more SELECT, only when someone listens).
+    more SELECT, only when someone listens). ``progress``: the run this is a
+    page of, counted and saved with it (``upsert_members``).
     """
     by_id = {member.id: member for member in members}  # a repeated id: last wins
     rows = [{"remote_id": remote_id, **member_row_values(m, now)} for remote_id, m in by_id.items()]
-    upserted: UpsertResult = upsert_members(rows, UPDATE_FIELDS)
+    upserted: UpsertResult = upsert_members(rows, UPDATE_FIELDS, progress=progress)
     result = PageResult(
         created=len(upserted.created),
         updated=len(upserted.updated),
@@ -267,24 +273,40 @@ def _walk_pages(
     pages = client.iter_member_pages(limit=page_size, start_after=start_after)
     if PREFETCH_PAGES:
         pages = prefetched(pages, depth=PREFETCH_PAGES)
-    for page in pages:
-        now = timezone.now()
-        with transaction.atomic():
-            result = store_member_page(page.items, now=now, want_rows=want_rows)
-            run.created += result.created
-            run.updated += result.updated
-            run.unchanged += result.unchanged
-            run.pages += 1
-            # An empty cursor after the last page: resuming starts afresh.
-            run.cursor = page.next_page_token or ""
-            save_progress(run)
-        if seen is not None:
-            seen.add_many(member.id for member in page.items)
-        for write in result.written:
-            signals.member_synced.send(sender=Member, member=write.row, created=write.created)
-        done += len(page.items)
-        if progress is not None:
-            progress(done, page.total)
+    try:
+        for page in pages:
+            now = timezone.now()
+            before = {name: getattr(run, name) for name in PROGRESS_FIELDS}
+            try:
+                with transaction.atomic():
+                    run.pages += 1
+                    # An empty cursor after the last page: resuming starts afresh.
+                    run.cursor = page.next_page_token or ""
+                    # Counts the page into the run and saves its progress, on
+                    # PostgreSQL in the page statement itself.
+                    result = store_member_page(
+                        page.items, now=now, want_rows=want_rows, progress=run
+                    )
+            except BaseException:
+                # The page was rolled back, so is the run's progress: a failed
+                # run records the cursor of the last page actually stored.
+                for name, value in before.items():
+                    setattr(run, name, value)
+                raise
+            if seen is not None:
+                seen.add_many(member.id for member in page.items)
+            for write in result.written:
+                signals.member_synced.send(sender=Member, member=write.row, created=write.created)
+            done += len(page.items)
+            if progress is not None:
+                progress(done, page.total)
+    finally:
+        # Stop the prefetching thread now rather than whenever the generator
+        # is collected: a failed run keeps its exception, whose traceback
+        # keeps this frame, and with it the generator, alive.
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()
 
 
 def _mark_unseen(run: SyncRun, seen: SeenIds) -> int:

@@ -11,6 +11,9 @@ T = TypeVar("T")
 
 _DONE = object()
 
+#: Seconds a closed ``prefetched`` waits for its producer thread to end.
+JOIN_TIMEOUT = 2.0
+
 
 class _Failure:
     def __init__(self, exc: BaseException) -> None:
@@ -25,8 +28,10 @@ def prefetched(items: Iterable[T], *, depth: int = 1) -> Iterator[T]:
     stays bounded (``depth + 1`` pages). An exception raised while producing
     is raised here, after the items produced before it, so a failing page
     still leaves the run's cursor on the last stored page. The producer only
-    does HTTP, never touches the database. Closing the generator early stops
-    the producer at its next item.
+    does HTTP, never touches the database (so it holds no connection).
+    Closing the generator early stops the producer at its next item and
+    waits up to ``JOIN_TIMEOUT`` seconds for it to end; a producer still in
+    a request then ends when the request does, without producing more.
     """
     buffer: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -62,3 +67,4 @@ def prefetched(items: Iterable[T], *, depth: int = 1) -> Iterator[T]:
             yield item
     finally:
         stop.set()
+        thread.join(JOIN_TIMEOUT)

@@ -106,10 +106,10 @@ def _list(sb: Sandbox, req: Request) -> Response:
     if not 1 <= limit <= 100:
         return error(400, "auth/invalid-limit", "limit must be an integer from 1 to 100.")
     start_after = req.query.get("startAfter", "")
-    page = sb.store.page(limit, None if start_after in FIRST_PAGE else start_after)
-    if page is None:
+    body = sb.store.page_json(limit, None if start_after in FIRST_PAGE else start_after)
+    if body is None:
         return error(400, "auth/invalid-page-token", "startAfter is not a page token.")
-    return Response(200, page)
+    return Response(200, raw=body)
 
 
 def _create(sb: Sandbox, body: dict[str, Any]) -> Response:
