@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.db import IntegrityError
 from django.utils import timezone
 
 from pluginlab_django import sync
@@ -229,6 +230,24 @@ def test_a_fresh_heartbeat_keeps_the_lock_whatever_the_start(settings):
     )
     with pytest.raises(sync.SyncAlreadyRunning):
         start_exclusive_run(SyncRun.Kind.MEMBERS)
+
+
+def test_an_insert_refused_with_no_lock_holder_raises_the_databases_error(monkeypatch):
+    """Not the lock (no run is running): the IntegrityError itself, after the
+    retries, not a crash naming a holder that does not exist."""
+    from pluginlab_django.sync import runs
+
+    attempts = []
+
+    def refused(kind, **fields):
+        attempts.append(kind)
+        raise IntegrityError("null value in column violates not-null constraint")
+
+    monkeypatch.setattr(runs, "start_run", refused)
+    with pytest.raises(IntegrityError, match="not-null"):
+        start_exclusive_run(SyncRun.Kind.MEMBERS)
+    assert len(attempts) == 3
+    assert not SyncRun.objects.exists()
 
 
 def test_a_run_taken_over_stops_writing_progress(settings):

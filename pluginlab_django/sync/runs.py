@@ -112,11 +112,13 @@ def start_exclusive_run(kind: str, **fields: Any) -> SyncRun:
     The INSERT is the lock attempt: the partial unique constraint makes it
     fail while another run of ``kind`` is ``running``.
     """
+    error: IntegrityError | None = None
     for _attempt in range(3):
         try:
             with transaction.atomic():
                 return start_run(kind, **fields)
-        except IntegrityError:
+        except IntegrityError as exc:
+            error = exc
             holder = SyncRun.objects.filter(kind=kind, status=Status.RUNNING).first()
             if holder is None:
                 continue  # it finished in between: try again
@@ -133,9 +135,14 @@ def start_exclusive_run(kind: str, **fields: Any) -> SyncRun:
             )
             if taken:
                 logger.warning("Sync run %s was abandoned; taking over its lock", holder.pk)
-    # Unhandled race (as before, a crash): the holder finished just before the last retry.
-    assert holder is not None, "the lock holder finished during the last attempt"
-    raise SyncAlreadyRunning(holder)
+    # Refused on every attempt: name the run holding the lock now, if any.
+    holder = SyncRun.objects.filter(kind=kind, status=Status.RUNNING).first()
+    if holder is not None:
+        raise SyncAlreadyRunning(holder)
+    # No run holds the lock, so the INSERT failed for another reason: the
+    # database's own error says which.
+    assert error is not None
+    raise error
 
 
 def abandonment(run: SyncRun) -> str | None:
