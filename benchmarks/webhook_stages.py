@@ -140,8 +140,9 @@ def run(args: argparse.Namespace) -> None:
 
         with meter.measure("receive", n, args.profile == "receive"):
             for environ in envs:
-                for _chunk in handler(environ, start_response):
-                    pass
+                response = handler(environ, start_response)
+                b"".join(response)
+                response.close()  # request_finished, as a WSGI server sends it
         bad = [s for s in statuses if not s.startswith("200")]
         if bad:
             raise SystemExit(f"receiver answered {bad[:3]}")

@@ -74,7 +74,7 @@ UNQUEUED_GRACE_SECONDS = 60
 #: Deliveries re-queued per sweep; the next sweep takes the rest.
 SWEEP_BATCH = 1000
 #: At most one drain queued per this many seconds per process, with this countdown.
-DRAIN_KICK_SECONDS = 0.1
+DRAIN_KICK_SECONDS = 0.25
 #: Deliveries a drain claims per statement: enough to make the claim's cost
 #: per delivery small, few enough that concurrent drains share a burst and a
 #: worker that dies strands only a few claims until the sweeper takes them.

@@ -151,11 +151,6 @@ def store_delivery(
         "body": body,
         "body_digest": digest,
         "received_at": now,
-        "status": Status.RECEIVED,
-        "attempts": 0,
-        "error": "",
-        "processed_at": None,
-        "claimed_at": None,
         "queued_at": now if queued else None,
     }
     connection = _connection()
@@ -180,25 +175,50 @@ def store_delivery(
     raise IntegrityError(f"webhook delivery {delivery_id!r} conflicts with a row that vanished")
 
 
+#: What a new row holds besides the ``fields`` of ``store_delivery``.
+_NEW_ROW = {
+    "status": Status.RECEIVED,
+    "attempts": 0,
+    "error": "",
+    "processed_at": None,
+    "claimed_at": None,
+}
+#: The same as SQL literals (the same on every backend we write SQL for).
+_NEW_ROW_SQL = {
+    "status": f"'{Status.RECEIVED.value}'",
+    "attempts": "0",
+    "error": "''",
+    "processed_at": "NULL",
+    "claimed_at": "NULL",
+}
+_insert_sql: dict[str, str] = {}
+
+
 def _insert_unless_stored(connection: Any, fields: dict[str, Any]) -> WebhookDelivery | None:
-    """The new row, or None when a unique column (delivery id, body digest) was taken."""
-    columns, values = [], []
-    for name, value in fields.items():
-        field = _FIELDS[name]
-        columns.append(connection.ops.quote_name(field.column))
-        values.append(field.get_db_prep_save(value, connection))
-    table = connection.ops.quote_name(WebhookDelivery._meta.db_table)
-    sql = (
-        f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 - names from the model
-        f"VALUES ({', '.join(['%s'] * len(values))}) ON CONFLICT DO NOTHING RETURNING "
-        + connection.ops.quote_name(WebhookDelivery._meta.pk.column)
-    )
+    """The new row, or None when a unique column (delivery id, body digest) was taken.
+
+    The statement's text is built once per database alias (the columns
+    every new row starts with are literals in it); ``fields`` are parameters.
+    """
+    sql = _insert_sql.get(connection.alias)
+    if sql is None:
+        ops = connection.ops
+        columns = [_FIELDS[name].column for name in [*fields, *_NEW_ROW]]
+        values = ["%s"] * len(fields) + list(_NEW_ROW_SQL.values())
+        sql = (
+            f"INSERT INTO {ops.quote_name(WebhookDelivery._meta.db_table)} "  # noqa: S608
+            f"({', '.join(map(ops.quote_name, columns))}) "
+            f"VALUES ({', '.join(values)}) ON CONFLICT DO NOTHING "
+            f"RETURNING {ops.quote_name(WebhookDelivery._meta.pk.column)}"
+        )
+        _insert_sql[connection.alias] = sql
+    params = [_FIELDS[name].get_db_prep_save(value, connection) for name, value in fields.items()]
     with connection.cursor() as cursor:
-        cursor.execute(sql, values)
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
-    delivery = WebhookDelivery(pk=row[0], **fields)
+    delivery = WebhookDelivery(pk=row[0], **fields, **_NEW_ROW)
     delivery._state.adding = False
     delivery._state.db = connection.alias
     return delivery
@@ -376,9 +396,9 @@ def _record_outcomes(
     handled: list[tuple[WebhookDelivery, str]], claim: datetime
 ) -> list[ProcessResult]:
     """Record the outcomes of handled deliveries of one claim, one UPDATE per
-    status, then send ``webhook_processed`` for each (as ``_finish`` then the
-    signal do for one delivery); a row whose claim was taken over keeps what
-    its new owner recorded."""
+    status, then send ``webhook_processed`` for each: what ``_finish`` and
+    the signal do for one delivery (a row whose claim was taken over keeps
+    what its new owner recorded, and the row is reloaded)."""
     results = []
     for status in (Status.PROCESSED, Status.IGNORED):
         deliveries = [delivery for delivery, outcome in handled if outcome == status]
@@ -402,7 +422,6 @@ def _record_outcomes(
                 delivery.status, delivery.error, delivery.processed_at = status, "", now
             else:
                 _taken_over(delivery, claim, status)
-                continue
             _send_robust(signals.webhook_processed, delivery=delivery)
             results.append(ProcessResult(delivery, status))
     return results
