@@ -3,7 +3,7 @@ Redis → a real Celery worker.
 
     .venv/bin/python benchmarks/webhooks.py [--deliveries 2000] [--senders 1 8]
         [--processing worker|deferred|eager] [--workers 3] [--threads 4]
-        [--celery-concurrency 2]
+        [--celery-concurrency 2] [--celery-pool prefork]
 
 Starts a throwaway PostgreSQL and Redis (tests.throwaway_servers), migrates, starts
 gunicorn (gthread workers, loopback) on benchmarks/webhook_settings.py and a
@@ -26,6 +26,16 @@ Afterwards it checks every delivery: stored exactly once (0 lost, 0
 duplicated), processed exactly once (attempts == 1, final status), every
 answer 2xx. Target (issue 10): >= 400 deliveries/s end to end with 8
 senders and a real worker.
+
+Each round also prints the CPU each part used per delivery (gunicorn, the
+Celery worker, Redis, PostgreSQL and this process, the senders; read from
+/proc), and the deliveries/s those figures would allow on this machine's
+cores if nothing else ran: on a shared machine deliveries/s follow the
+other load, the CPU per delivery much less. The worker's Celery app
+(benchmarks/webhook_celery.py) sets ``CELERY_DB_REUSE_MAX``, as a site
+should: without it Celery's Django fixup reconnects to the database around
+every task. ``benchmarks/webhook_stages.py`` splits our own code's cost
+(receiver, drain) by statement and Python call.
 """
 
 from __future__ import annotations
@@ -361,6 +371,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--celery-concurrency", type=int, default=2)
+    parser.add_argument("--celery-pool", default="prefork", help="prefork, threads or solo")
     args = parser.parse_args()
 
     with contextlib.ExitStack() as stack:
@@ -399,7 +410,7 @@ def main() -> int:
         print(
             f"gunicorn gthread {args.workers} workers x {args.threads} threads, PostgreSQL, "
             f"processing {args.processing}"
-            + (f" (Redis, Celery prefork x {args.celery_concurrency})" if worker else "")
+            + (f" (Redis, Celery {args.celery_pool} x {args.celery_concurrency})" if worker else "")
             + f", {args.deliveries} deliveries per round "
             f"+ {args.deliveries // REPEAT_EVERY} repeats"
         )
@@ -410,7 +421,9 @@ def main() -> int:
                 "gunicorn": servers.enter_context(gunicorn(port, args.workers, args.threads, env))
             }
             if worker:
-                roots["celery"] = servers.enter_context(celery_worker(env, args.celery_concurrency))
+                roots["celery"] = servers.enter_context(
+                    celery_worker(env, args.celery_concurrency, args.celery_pool)
+                )
                 redis_pid = _redis_pid(broker_url)
                 if redis_pid:
                     roots["redis"] = redis_pid

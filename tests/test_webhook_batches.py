@@ -54,6 +54,17 @@ class TestStoring:
         assert row.headers["X-PluginLab-Hook-Id"] == "hook_1"
         assert row.body_digest == stored.delivery.body_digest and row.body_digest
 
+    def test_a_duplicate_is_answered_with_the_stored_row_in_two_statements(self):
+        first = store("dlv_twice")
+        with CaptureQueriesContext(connection) as queries:
+            again = store("dlv_twice")
+        assert not again.created and len(queries) == 2  # the INSERT that did nothing, a SELECT
+        row = WebhookDelivery.objects.get()
+        for field in WebhookDelivery._meta.concrete_fields:
+            assert getattr(again.delivery, field.attname) == getattr(row, field.attname), field
+        assert isinstance(again.delivery.headers, dict)
+        assert again.delivery.received_at == first.delivery.received_at
+
     def test_a_duplicate_inside_a_transaction_leaves_it_usable(self):
         first = store("dlv_same")
         with transaction.atomic():

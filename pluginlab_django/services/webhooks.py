@@ -8,7 +8,11 @@ raw body's SHA-256) — turn PluginLab's redeliveries, concurrent identical
 POSTs and replays of one signed body under new headers into one row.
 Processing starts with a *claim* — a conditional UPDATE
 from a claimable status to ``processing`` — so of several workers, admin
-actions or retries racing on one delivery exactly one runs the handlers.
+actions or retries racing on one delivery exactly one runs the handlers. A
+drain claims a batch of ``received`` deliveries in one such UPDATE and
+records their outcomes in one UPDATE per status (``process_received``);
+storing, claiming and recording are plain SQL on PostgreSQL and SQLite, the
+ORM's statements costing several times what they do.
 
 Handling, in order: the ``webhook_received`` signal, the per-event signal
 (``signals.webhook_event(name)``), then the built-in handling, which reaches
@@ -65,6 +69,9 @@ Status = WebhookDelivery.Status
 #: Outcome of ``process_delivery`` when another processor holds the delivery
 #: or it is already done: nothing was run.
 SKIPPED = "skipped"
+# Outcomes as plain strings (what ProcessResult.outcome holds).
+_PROCESSED = str(Status.PROCESSED)
+_IGNORED = str(Status.IGNORED)
 #: A batch records the outcomes of its handled deliveries together, at the
 #: latest this long after the first of them was handled: a worker that dies
 #: meanwhile leaves at most this window's deliveries to be run again once
@@ -164,11 +171,7 @@ def store_delivery(
             _send_robust(signals.webhook_stored, delivery=delivery)
             return StoredDelivery(delivery, created=True)
         # Another request stored this delivery id or this very body.
-        existing = (
-            WebhookDelivery.objects.filter(Q(delivery_id=delivery_id) | Q(body_digest=digest))
-            .order_by("pk")
-            .first()
-        )
+        existing = _first_stored(connection, delivery_id, digest)
         if existing is not None:
             return StoredDelivery(existing, created=False)
         # The conflicting row was pruned meanwhile: try the INSERT again.
@@ -185,7 +188,7 @@ _NEW_ROW = {
 }
 #: The same as SQL literals (the same on every backend we write SQL for).
 _NEW_ROW_SQL = {
-    "status": f"'{Status.RECEIVED.value}'",
+    "status": "'" + str(Status.RECEIVED) + "'",
     "attempts": "0",
     "error": "''",
     "processed_at": "NULL",
@@ -389,7 +392,7 @@ def _attempt(claimed: WebhookDelivery, claim: datetime) -> ProcessResult | str:
         )
         _send_robust(signals.webhook_failed, delivery=claimed, exception=exc)
         return ProcessResult(claimed, Status.FAILED, error)
-    return Status.PROCESSED if handled else Status.IGNORED
+    return _PROCESSED if handled else _IGNORED
 
 
 def _record_outcomes(
@@ -400,7 +403,7 @@ def _record_outcomes(
     the signal do for one delivery (a row whose claim was taken over keeps
     what its new owner recorded, and the row is reloaded)."""
     results = []
-    for status in (Status.PROCESSED, Status.IGNORED):
+    for status in (_PROCESSED, _IGNORED):
         deliveries = [delivery for delivery, outcome in handled if outcome == status]
         if not deliveries:
             continue
@@ -470,15 +473,45 @@ def _give_back(deliveries: list[WebhookDelivery], claim: datetime) -> None:
     )
 
 
-def _returning(connection: Any, sql: str, params: list[Any]) -> list[WebhookDelivery]:
-    """Run ``sql`` (an UPDATE) with ``RETURNING`` every column; the rows as models,
-    converted from the database as the ORM converts them."""
-    fields = WebhookDelivery._meta.concrete_fields
+def _first_stored(connection: Any, delivery_id: str, digest: str) -> WebhookDelivery | None:
+    """The first row holding this delivery id or this body digest."""
+    if not _returns_rows(connection):
+        return (
+            WebhookDelivery.objects.filter(Q(delivery_id=delivery_id) | Q(body_digest=digest))
+            .order_by("pk")
+            .first()
+        )
     ops = connection.ops
-    returning = ", ".join(ops.quote_name(field.column) for field in fields)
-    rows = _execute(connection, f"{sql} RETURNING {returning}", params)
+    sql = (
+        f"SELECT {_all_columns(connection)} "  # noqa: S608 - names from the model
+        f"FROM {ops.quote_name(WebhookDelivery._meta.db_table)} "
+        f"WHERE {ops.quote_name(_FIELDS['delivery_id'].column)} = %s "
+        f"OR {ops.quote_name(_FIELDS['body_digest'].column)} = %s "
+        f"ORDER BY {ops.quote_name(WebhookDelivery._meta.pk.column)} LIMIT 1"
+    )
+    rows = _as_deliveries(connection, _execute(connection, sql, [delivery_id, digest]))
+    return rows[0] if rows else None
+
+
+def _all_columns(connection: Any) -> str:
+    return ", ".join(
+        connection.ops.quote_name(field.column) for field in WebhookDelivery._meta.concrete_fields
+    )
+
+
+def _returning(connection: Any, sql: str, params: list[Any]) -> list[WebhookDelivery]:
+    """Run ``sql`` (an UPDATE) with ``RETURNING`` every column; the rows as models."""
+    rows = _execute(connection, f"{sql} RETURNING {_all_columns(connection)}", params)
+    return _as_deliveries(connection, rows)
+
+
+def _as_deliveries(connection: Any, rows: list[tuple[Any, ...]]) -> list[WebhookDelivery]:
+    """Rows of every column (in field order) as models, their values converted
+    from the database as the ORM converts them."""
     if not rows:
         return []
+    fields = WebhookDelivery._meta.concrete_fields
+    ops = connection.ops
     table = WebhookDelivery._meta.db_table
     converters = []
     for index, field in enumerate(fields):
@@ -525,10 +558,9 @@ def _taken_over(delivery: WebhookDelivery, claim: datetime, status: str | None) 
 def _update(assignments: str, values: list[Any], condition: str, params: list[Any]) -> int:
     """``UPDATE <deliveries> SET assignments WHERE condition``; rows changed.
 
-    Plain SQL: a worker runs two of these per delivery, and building the
-    same UPDATE with the ORM costs several times the statement (measured:
-    most of a delivery's processing CPU). Column names come from the model;
-    every value is a parameter.
+    Plain SQL: building the same UPDATE with the ORM costs several times the
+    statement (measured: most of a delivery's processing CPU). Column names
+    come from the model; every value is a parameter.
     """
     connection = transaction.get_connection(router.db_for_write(WebhookDelivery))
     table = connection.ops.quote_name(WebhookDelivery._meta.db_table)
