@@ -3,13 +3,14 @@ Redis → a real Celery worker.
 
     .venv/bin/python benchmarks/webhooks.py [--deliveries 2000] [--senders 1 8]
         [--processing worker|deferred|eager] [--workers 3] [--threads 4]
-        [--celery-concurrency 2]
+        [--celery-concurrency 2] [--celery-pool prefork]
 
 Starts a throwaway PostgreSQL and Redis (tests.throwaway_servers), migrates, starts
 gunicorn (gthread workers, loopback) on benchmarks/webhook_settings.py and a
 Celery worker (``celery -A benchmarks.webhook_celery worker``, prefork), then
 for each sender count posts signed deliveries from Python threads, each with
-its own keep-alive ``requests.Session``. One delivery in ten is sent a second
+its own keep-alive ``http.client`` connection (``requests`` costs several
+times the CPU per POST, on the cores being measured). One delivery in ten is sent a second
 time (by another sender, so repeats can race the original) to exercise the
 deduplication under load.
 
@@ -25,12 +26,23 @@ Afterwards it checks every delivery: stored exactly once (0 lost, 0
 duplicated), processed exactly once (attempts == 1, final status), every
 answer 2xx. Target (issue 10): >= 400 deliveries/s end to end with 8
 senders and a real worker.
+
+Each round also prints the CPU each part used per delivery (gunicorn, the
+Celery worker, Redis, PostgreSQL and this process, the senders; read from
+/proc), and the deliveries/s those figures would allow on this machine's
+cores if nothing else ran: on a shared machine deliveries/s follow the
+other load, the CPU per delivery much less. The worker's Celery app
+(benchmarks/webhook_celery.py) sets ``CELERY_DB_REUSE_MAX``, as a site
+should: without it Celery's Django fixup reconnects to the database around
+every task. ``benchmarks/webhook_stages.py`` splits our own code's cost
+(receiver, drain) by statement and Python call.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import json
 import os
 import random
@@ -42,6 +54,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -115,7 +128,7 @@ def gunicorn(port: int, workers: int, threads: int, env: dict[str, str]):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("gunicorn did not start")
             time.sleep(0.1)
-        yield
+        yield proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -126,7 +139,7 @@ def gunicorn(port: int, workers: int, threads: int, env: dict[str, str]):
 
 
 @contextlib.contextmanager
-def celery_worker(env: dict[str, str], concurrency: int):
+def celery_worker(env: dict[str, str], concurrency: int, pool: str = "prefork"):
     """A real worker consuming what the receiver queues; stopped warm afterwards."""
     command = [
         sys.executable,
@@ -135,7 +148,7 @@ def celery_worker(env: dict[str, str], concurrency: int):
         "-A",
         "benchmarks.webhook_celery",
         "worker",
-        "--pool=prefork",
+        f"--pool={pool}",
         f"--concurrency={concurrency}",
         "--loglevel=WARNING",
         "--without-gossip",
@@ -152,7 +165,7 @@ def celery_worker(env: dict[str, str], concurrency: int):
         while not client.control.ping(timeout=0.5):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the Celery worker did not start")
-        yield
+        yield proc.pid
     finally:
         client.close()
         proc.send_signal(signal.SIGTERM)
@@ -161,6 +174,72 @@ def celery_worker(env: dict[str, str], concurrency: int):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process (0 once it has gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
+
+
+def _tree(root: int, tree: dict[int, list[int]]) -> list[int]:
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(tree.get(pid, []))
+    return found
+
+
+class CpuMeter:
+    """CPU seconds used by each part of the setup (this process = the senders),
+    read from /proc, so a round's cost per delivery can be told apart from the
+    load other processes put on the machine."""
+
+    def __init__(self, roots: dict[str, int]) -> None:
+        self.roots = roots
+
+    def sample(self) -> dict[str, float]:
+        tree = _children()
+        used = {name: sum(map(_cpu_seconds, _tree(pid, tree))) for name, pid in self.roots.items()}
+        used["senders"] = _cpu_seconds(os.getpid())
+        return used
+
+
+def _postgres_master() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    status = Path(f"/proc/{backend}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("PPid:")).split()[1])
+
+
+def _redis_pid(url: str) -> int | None:
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                # redis-server retitles itself "redis-server 127.0.0.1:PORT".
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+                name = command.split(b" ", 1)[0]
+                if name.endswith(b"redis-server") and f":{port}".encode() in command:
+                    return int(entry.name)
+    return None
 
 
 def wait_until_processed(ids: list[str], timeout: float = 300) -> None:
@@ -176,7 +255,15 @@ def wait_until_processed(ids: list[str], timeout: float = 300) -> None:
         time.sleep(0.05)
 
 
-def run_round(url: str, senders: int, count: int, tag: str, *, end_to_end: bool = False) -> dict:
+def run_round(
+    url: str,
+    senders: int,
+    count: int,
+    tag: str,
+    *,
+    end_to_end: bool = False,
+    meter: CpuMeter | None = None,
+) -> dict:
     """Post ``count`` unique deliveries (plus repeats) from ``senders`` threads."""
     unique = [(f"dlv_{tag}_{i:06d}_{uuid.uuid4().hex[:8]}", "bench.ping") for i in range(count)]
     plan = list(unique) + unique[::REPEAT_EVERY]
@@ -188,16 +275,26 @@ def run_round(url: str, senders: int, count: int, tag: str, *, end_to_end: bool 
     lock = threading.Lock()
     barrier = threading.Barrier(senders + 1)
 
+    parts = urlsplit(url)
+
     def send(share):
+        # http.client, one keep-alive connection per sender: requests costs
+        # several times its CPU per POST, taken from the 2 cores the
+        # receiver and the worker are measured on.
         local_answers: Counter[int] = Counter()
         local_statuses: Counter[str] = Counter()
-        with requests.Session() as session:
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        try:
             barrier.wait()
             for body, headers in share:
-                response = session.post(url, data=body, headers=headers, timeout=30)
-                local_answers[response.status_code] += 1
-                if response.ok:
-                    local_statuses[response.json()["status"]] += 1
+                connection.request("POST", parts.path, body=body, headers=headers)
+                response = connection.getresponse()
+                answer = response.read()
+                local_answers[response.status] += 1
+                if 200 <= response.status < 300:
+                    local_statuses[json.loads(answer)["status"]] += 1
+        finally:
+            connection.close()
         with lock:
             answers.update(local_answers)
             statuses.update(local_statuses)
@@ -205,6 +302,7 @@ def run_round(url: str, senders: int, count: int, tag: str, *, end_to_end: bool 
     threads = [threading.Thread(target=send, args=(share,)) for share in shares]
     for thread in threads:
         thread.start()
+    before = meter.sample() if meter else {}
     barrier.wait()
     started = time.perf_counter()
     for thread in threads:
@@ -214,6 +312,8 @@ def run_round(url: str, senders: int, count: int, tag: str, *, end_to_end: bool 
     if end_to_end:
         wait_until_processed(ids)
     elapsed = time.perf_counter() - started
+    after = meter.sample() if meter else {}
+    cpu = {name: after[name] - before[name] for name in after}
     return {
         "senders": senders,
         "requests": len(plan),
@@ -224,6 +324,7 @@ def run_round(url: str, senders: int, count: int, tag: str, *, end_to_end: bool 
         "per_second": (len(ids) if end_to_end else len(plan)) / elapsed,
         "answers": answers,
         "statuses": statuses,
+        "cpu": cpu,
     }
 
 
@@ -270,6 +371,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--celery-concurrency", type=int, default=2)
+    parser.add_argument("--celery-pool", default="prefork", help="prefork, threads or solo")
     args = parser.parse_args()
 
     with contextlib.ExitStack() as stack:
@@ -308,20 +410,31 @@ def main() -> int:
         print(
             f"gunicorn gthread {args.workers} workers x {args.threads} threads, PostgreSQL, "
             f"processing {args.processing}"
-            + (f" (Redis, Celery prefork x {args.celery_concurrency})" if worker else "")
+            + (f" (Redis, Celery {args.celery_pool} x {args.celery_concurrency})" if worker else "")
             + f", {args.deliveries} deliveries per round "
             f"+ {args.deliveries // REPEAT_EVERY} repeats"
         )
         failures = []
         results = []
         with contextlib.ExitStack() as servers:
-            servers.enter_context(gunicorn(port, args.workers, args.threads, env))
+            roots = {
+                "gunicorn": servers.enter_context(gunicorn(port, args.workers, args.threads, env))
+            }
             if worker:
-                servers.enter_context(celery_worker(env, args.celery_concurrency))
+                roots["celery"] = servers.enter_context(
+                    celery_worker(env, args.celery_concurrency, args.celery_pool)
+                )
+                redis_pid = _redis_pid(broker_url)
+                if redis_pid:
+                    roots["redis"] = redis_pid
+            roots["postgres"] = _postgres_master()
+            meter = CpuMeter(roots)
             warm = run_round(url, 2, 100, "warmup", end_to_end=worker)  # connections, imports
             check_round(warm, args.processing)
             for senders in args.senders:
-                result = run_round(url, senders, args.deliveries, f"s{senders}", end_to_end=worker)
+                result = run_round(
+                    url, senders, args.deliveries, f"s{senders}", end_to_end=worker, meter=meter
+                )
                 problems = check_round(result, args.processing)
                 results.append(result)
                 verdict = "OK" if not problems else "FAIL: " + ", ".join(problems)
@@ -338,6 +451,17 @@ def main() -> int:
                     f"stored {len(result['unique']) - result['lost']}/{len(result['unique'])}, "
                     f"lost {result['lost']}, duplicated {result['duplicated']}, "
                     f"processed-not-once {result['not_once']} -> {verdict}"
+                )
+                n = len(result["unique"])
+                cpu = result["cpu"]
+                total = sum(cpu.values())
+                print(
+                    "  CPU ms per delivery: "
+                    + ", ".join(f"{name} {1000 * used / n:.2f}" for name, used in cpu.items())
+                    + f"; total {1000 * total / n:.2f} -> at most "
+                    f"{(os.cpu_count() or 1) * n / total:.0f} deliveries/s on "
+                    f"{os.cpu_count()} cores if nothing else ran; load average "
+                    f"{os.getloadavg()[0]:.2f}"
                 )
                 failures.extend(problems)
         eight = next((r for r in results if r["senders"] == 8), None)

@@ -176,7 +176,8 @@ def compute_signature(body: bytes | str, secret: str) -> str:
     """The lowercase hex HMAC-SHA256 of ``body`` keyed with ``secret``."""
     if isinstance(body, str):
         body = body.encode()
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    # hmac.digest: OpenSSL's one-shot HMAC, no HMAC object per delivery.
+    return hmac.digest(secret.encode(), body, "sha256").hex()
 
 
 def parse_timestamp(value: str | int) -> float:
@@ -341,7 +342,10 @@ def parse_payload(raw: bytes) -> dict[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidBodyType() from None
-    if _nesting_depth(text) > MAX_JSON_DEPTH:
+    # Text is nested no deeper than it has opening brackets (those inside
+    # strings included): the common, shallow body skips the measurement.
+    opening = text.count("[") + text.count("{")
+    if opening > MAX_JSON_DEPTH and _nesting_depth(text) > MAX_JSON_DEPTH:
         raise InvalidBodyType(
             f"Invalid body type. The body must be a JSON object at most "
             f"{MAX_JSON_DEPTH} levels deep."

@@ -244,6 +244,18 @@ class TestDeepBodies:
         deeper = b'{"event":"y","data":[' + nested + b"]}"
         assert post(webhook_client, deeper, signed_headers(deeper, event="y")).status_code == 400
 
+    def test_depth_limit_without_brackets_in_strings(self, webhook_client, webhook_secret):
+        """A body with no more opening brackets than the limit is accepted
+        without the depth being measured; one more level is measured and refused."""
+        nested = b"[" * (MAX_JSON_DEPTH - 1) + b"]" * (MAX_JSON_DEPTH - 1)
+        at_limit = b'{"event":"x","data":' + nested + b"}"
+        assert at_limit.count(b"[") + at_limit.count(b"{") == MAX_JSON_DEPTH
+        assert (
+            post(webhook_client, at_limit, signed_headers(at_limit, event="x")).status_code == 200
+        )
+        deeper = b'{"event":"y","data":[' + nested + b"]}"
+        assert post(webhook_client, deeper, signed_headers(deeper, event="y")).status_code == 400
+
     @pytest.mark.parametrize(
         "body",
         [

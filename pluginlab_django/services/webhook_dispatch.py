@@ -31,7 +31,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -74,9 +74,11 @@ UNQUEUED_GRACE_SECONDS = 60
 #: Deliveries re-queued per sweep; the next sweep takes the rest.
 SWEEP_BATCH = 1000
 #: At most one drain queued per this many seconds per process, with this countdown.
-DRAIN_KICK_SECONDS = 0.1
-#: Deliveries a drain reads per query.
-DRAIN_BATCH = 200
+DRAIN_KICK_SECONDS = 0.25
+#: Deliveries a drain claims per statement: enough to make the claim's cost
+#: per delivery small, few enough that concurrent drains share a burst and a
+#: worker that dies strands only a few claims until the sweeper takes them.
+DRAIN_BATCH = 25
 #: A drain that has run this long queues its successor and returns (so a
 #: worker's time limits and warm shutdowns never cut a long one short).
 DRAIN_BUDGET_SECONDS = 60.0
@@ -207,37 +209,34 @@ def drain_received(
     *,
     batch: int = DRAIN_BATCH,
     budget_seconds: float = DRAIN_BUDGET_SECONDS,
-    process: Any = None,
+    retry: Callable[[webhook_service.ProcessResult], webhook_service.ProcessResult] | None = None,
 ) -> Counter[str]:
     """Process ``received`` deliveries, oldest first, until none is left.
 
-    Each is claimed as usual, so drains running at once (one per web process
-    kicked it) and the per-delivery tasks never process one twice.
-    ``process(pk)`` (default ``process_delivery``) returns its
-    ``ProcessResult``; a failed delivery is handed to the per-delivery task,
-    whose retries back off. Past ``budget_seconds`` the drain queues its
-    successor and returns. Returns the outcomes counted.
+    ``batch`` at a time are claimed in one statement
+    (``services.webhooks.process_received``), each row as ``process_delivery``
+    claims it, so drains running at once (one per web process kicked it) and
+    the per-delivery tasks never process one twice. ``retry(result)``
+    (optional) may run a failed delivery again at once and return the new
+    result (the task repeats one that lost SQLite's write lock); a delivery
+    still failed is handed to the per-delivery task, whose retries back off.
+    Past ``budget_seconds`` the drain queues its successor and returns.
+    Returns the outcomes counted.
     """
     from ..tasks.webhooks import process_received_webhooks, process_webhook_delivery
 
-    process = process or webhook_service.process_delivery
     deadline = time.monotonic() + budget_seconds
     outcomes: Counter[str] = Counter()
-    after = 0
     while True:
-        pks = list(
-            WebhookDelivery.objects.filter(status=Status.RECEIVED, pk__gt=after)
-            .order_by("pk")
-            .values_list("pk", flat=True)[:batch]
-        )
-        if not pks:
+        results = webhook_service.process_received(batch)
+        if not results:
             return outcomes
-        after = pks[-1]
-        for pk in pks:
-            result = process(pk)
+        for result in results:
+            if result.failed and retry is not None:
+                result = retry(result)
             outcomes[str(result.outcome)] += 1
-            if result.failed:
-                _queue_retry(process_webhook_delivery, pk)
+            if result.failed and result.delivery is not None:
+                _queue_retry(process_webhook_delivery, result.delivery.pk)
         if time.monotonic() > deadline:
             try:
                 process_received_webhooks.apply_async(retry=False)

@@ -8,7 +8,11 @@ raw body's SHA-256) — turn PluginLab's redeliveries, concurrent identical
 POSTs and replays of one signed body under new headers into one row.
 Processing starts with a *claim* — a conditional UPDATE
 from a claimable status to ``processing`` — so of several workers, admin
-actions or retries racing on one delivery exactly one runs the handlers.
+actions or retries racing on one delivery exactly one runs the handlers. A
+drain claims a batch of ``received`` deliveries in one such UPDATE and
+records their outcomes in one UPDATE per status (``process_received``);
+storing, claiming and recording are plain SQL on PostgreSQL and SQLite, the
+ORM's statements costing several times what they do.
 
 Handling, in order: the ``webhook_received`` signal, the per-event signal
 (``signals.webhook_event(name)``), then the built-in handling, which reaches
@@ -32,12 +36,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, router, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Field, Q
 from django.utils import timezone
 
@@ -52,6 +57,7 @@ __all__ = [
     "WebhookHandlingError",
     "member_id_from_payload",
     "process_delivery",
+    "process_received",
     "prune_deliveries",
     "store_delivery",
 ]
@@ -63,6 +69,15 @@ Status = WebhookDelivery.Status
 #: Outcome of ``process_delivery`` when another processor holds the delivery
 #: or it is already done: nothing was run.
 SKIPPED = "skipped"
+# Outcomes as plain strings (what ProcessResult.outcome holds).
+_PROCESSED = str(Status.PROCESSED)
+_IGNORED = str(Status.IGNORED)
+#: A batch records the outcomes of its handled deliveries together, at the
+#: latest this long after the first of them was handled: a worker that dies
+#: meanwhile leaves at most this window's deliveries to be run again once
+#: their claims expire (the same as a crash between one handler and its
+#: UPDATE, widened by this window).
+OUTCOMES_WINDOW_SECONDS = 0.1
 
 
 def _field(name: str) -> Field[Any, Any]:
@@ -87,6 +102,7 @@ _ERROR_MAX = 4000
 # Headers kept with a delivery (the signature too, so the raw body can be
 # verified again later).
 _STORED_HEADERS = (*WebhookHeaders.ALL, "Content-Type", "User-Agent")
+_FIELDS = {field.name: field for field in WebhookDelivery._meta.concrete_fields}
 
 
 class WebhookHandlingError(Exception):
@@ -133,6 +149,12 @@ def store_delivery(
     judged on the signed body — without it they are read from the body, then
     the headers. ``queued`` records that processing is about to be handed to
     Celery (``queued_at``).
+
+    On PostgreSQL and SQLite (3.35+) the row is written by one plain
+    ``INSERT … ON CONFLICT DO NOTHING RETURNING id``: a duplicate returns no
+    row instead of raising, so no savepoint is needed inside a caller's
+    transaction, and the ORM's ``create()`` (most of the receiver's CPU,
+    measured with benchmarks/webhook_stages.py) is not paid per delivery.
     """
     if verified is None:
         event = _str(payload.get("event")) or headers.get(WebhookHeaders.EVENT) or ""
@@ -141,14 +163,86 @@ def store_delivery(
     else:
         event, raw_id, digest = verified.event, verified.delivery_id, verified.digest
     delivery_id = _delivery_id(raw_id, digest)
-    fields = {
+    now = timezone.now()
+    fields: dict[str, Any] = {
+        "delivery_id": delivery_id,
         "hook_id": (headers.get(WebhookHeaders.HOOK_ID) or "")[:_HOOK_MAX],
         "event": event[:_EVENT_MAX],
         "headers": {name: headers[name] for name in _STORED_HEADERS if name in headers},
         "body": body,
         "body_digest": digest,
-        "queued_at": timezone.now() if queued else None,
+        "received_at": now,
+        "queued_at": now if queued else None,
     }
+    connection = _connection()
+    for _ in range(3):
+        if _returns_rows(connection):
+            delivery = _insert_unless_stored(connection, fields)
+        else:
+            delivery = _create_unless_stored(fields)
+        if delivery is not None:
+            # Robust: the delivery is stored, so the sender must get its 2xx.
+            _send_robust(signals.webhook_stored, delivery=delivery)
+            return StoredDelivery(delivery, created=True)
+        # Another request stored this delivery id or this very body.
+        existing = _first_stored(connection, delivery_id, digest)
+        if existing is not None:
+            return StoredDelivery(existing, created=False)
+        # The conflicting row was pruned meanwhile: try the INSERT again.
+    raise IntegrityError(f"webhook delivery {delivery_id!r} conflicts with a row that vanished")
+
+
+#: What a new row holds besides the ``fields`` of ``store_delivery``.
+_NEW_ROW = {
+    "status": Status.RECEIVED,
+    "attempts": 0,
+    "error": "",
+    "processed_at": None,
+    "claimed_at": None,
+}
+#: The same as SQL literals (the same on every backend we write SQL for).
+_NEW_ROW_SQL = {
+    "status": "'" + str(Status.RECEIVED) + "'",
+    "attempts": "0",
+    "error": "''",
+    "processed_at": "NULL",
+    "claimed_at": "NULL",
+}
+_insert_sql: dict[str, str] = {}
+
+
+def _insert_unless_stored(connection: Any, fields: dict[str, Any]) -> WebhookDelivery | None:
+    """The new row, or None when a unique column (delivery id, body digest) was taken.
+
+    The statement's text is built once per database alias (the columns
+    every new row starts with are literals in it); ``fields`` are parameters.
+    """
+    sql = _insert_sql.get(connection.alias)
+    if sql is None:
+        ops = connection.ops
+        columns = [_FIELDS[name].column for name in [*fields, *_NEW_ROW]]
+        values = ["%s"] * len(fields) + list(_NEW_ROW_SQL.values())
+        sql = (
+            f"INSERT INTO {ops.quote_name(WebhookDelivery._meta.db_table)} "  # noqa: S608
+            f"({', '.join(map(ops.quote_name, columns))}) "
+            f"VALUES ({', '.join(values)}) ON CONFLICT DO NOTHING "
+            f"RETURNING {ops.quote_name(WebhookDelivery._meta.pk.column)}"
+        )
+        _insert_sql[connection.alias] = sql
+    params = [_FIELDS[name].get_db_prep_save(value, connection) for name, value in fields.items()]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    delivery = WebhookDelivery(pk=row[0], **fields, **_NEW_ROW)
+    delivery._state.adding = False
+    delivery._state.db = connection.alias
+    return delivery
+
+
+def _create_unless_stored(fields: dict[str, Any]) -> WebhookDelivery | None:
+    """``_insert_unless_stored`` through the ORM, for backends without RETURNING."""
     # In autocommit the lone INSERT is atomic by itself; inside a caller's
     # transaction a savepoint keeps a duplicate from breaking it.
     guard = (
@@ -156,23 +250,23 @@ def store_delivery(
         if transaction.get_connection().in_atomic_block
         else contextlib.nullcontext()
     )
-    delivery: WebhookDelivery | None
     try:
         with guard:
-            delivery = WebhookDelivery.objects.create(delivery_id=delivery_id, **fields)
+            return WebhookDelivery.objects.create(**fields)
     except IntegrityError:
-        # Another request stored this delivery id or this very body.
-        delivery = (
-            WebhookDelivery.objects.filter(Q(delivery_id=delivery_id) | Q(body_digest=digest))
-            .order_by("pk")
-            .first()
-        )
-        if delivery is None:  # pragma: no cover - the conflicting row was pruned meanwhile
-            raise
-        return StoredDelivery(delivery, created=False)
-    # Robust: the delivery is stored, so the sender must get its 2xx.
-    _send_robust(signals.webhook_stored, delivery=delivery)
-    return StoredDelivery(delivery, created=True)
+        return None
+
+
+def _connection() -> Any:
+    return connections[router.db_for_write(WebhookDelivery)]
+
+
+def _returns_rows(connection: Any) -> bool:
+    """``INSERT … ON CONFLICT DO NOTHING`` and ``UPDATE … RETURNING`` work here:
+    PostgreSQL, SQLite 3.35+ (elsewhere the ORM's slower path is taken)."""
+    return connection.vendor in ("postgresql", "sqlite") and bool(
+        connection.features.can_return_columns_from_insert
+    )
 
 
 def _delivery_id(value: str, digest: str) -> str:
@@ -207,11 +301,96 @@ def process_delivery(delivery: WebhookDelivery | int, *, reprocess: bool = False
     from ``ProcessResult.failed``.
     """
     pk = delivery.pk if isinstance(delivery, WebhookDelivery) else delivery
-    claim = _claim(pk, reprocess=reprocess)
-    if claim is None:
+    claimed = _claim(pk, reprocess=reprocess)
+    if claimed is None:
         return ProcessResult(WebhookDelivery.objects.filter(pk=pk).first(), SKIPPED)
-    claimed = WebhookDelivery.objects.get(pk=pk)
+    claim, row = claimed
+    return _run_claimed(row, claim)
 
+
+def process_received(limit: int) -> list[ProcessResult]:
+    """Claim up to ``limit`` ``received`` deliveries, oldest first, and process them.
+
+    What a drain runs: one UPDATE claims the whole batch and returns its rows
+    (``UPDATE … WHERE id IN (SELECT … LIMIT n [FOR UPDATE SKIP LOCKED])
+    RETURNING …``), so a delivery costs the worker its handlers and the one
+    UPDATE that records its outcome, instead of a claim, a SELECT and that
+    UPDATE. Each row is claimed exactly as ``process_delivery`` claims it
+    (``processing``, ``claimed_at``, ``attempts + 1``), so concurrent drains,
+    per-delivery tasks and admin actions still run a delivery once; on
+    PostgreSQL concurrent drains skip each other's rows instead of waiting.
+    A batch whose claim has grown older than half of
+    ``WEBHOOK_CLAIM_TIMEOUT_SECONDS`` (slow handlers) gives its unstarted
+    rows back (``received``, attempts restored) rather than let the sweeper
+    take them over while they wait. Returns the results, empty when nothing
+    was waiting.
+    """
+    connection = _connection()
+    if not _returns_rows(connection):
+        pks = list(
+            WebhookDelivery.objects.filter(status=Status.RECEIVED)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:limit]
+        )
+        return [process_delivery(pk) for pk in pks]
+    claim = timezone.now()
+    table = connection.ops.quote_name(WebhookDelivery._meta.db_table)
+    pk_column = connection.ops.quote_name(WebhookDelivery._meta.pk.column)
+    oldest = f"SELECT {pk_column} FROM {table} WHERE status = %s ORDER BY {pk_column} LIMIT %s"  # noqa: S608
+    update = (
+        f"UPDATE {table} SET status = %s, claimed_at = %s, attempts = attempts + 1 "  # noqa: S608
+        f"WHERE status = %s AND {pk_column} IN "
+    )
+    if connection.features.has_select_for_update_skip_locked:
+        # Materialized: a LIMIT … FOR UPDATE subquery inlined into the UPDATE
+        # may be run again by the plan, claiming more than ``limit`` rows.
+        sql = (
+            f"WITH picked AS MATERIALIZED ({oldest} FOR UPDATE SKIP LOCKED) "  # noqa: S608
+            f"{update}(SELECT {pk_column} FROM picked)"
+        )
+        params = [Status.RECEIVED, limit, Status.PROCESSING, claim, Status.RECEIVED]
+    else:
+        sql = f"{update}({oldest})"
+        params = [Status.PROCESSING, claim, Status.RECEIVED, Status.RECEIVED, limit]
+    rows = _returning(connection, sql, params)
+    rows.sort(key=lambda row: row.pk)
+    started = time.monotonic()
+    give_back_after = pluginlab_settings.WEBHOOK_CLAIM_TIMEOUT_SECONDS / 2
+    results: list[ProcessResult] = []
+    handled: list[tuple[WebhookDelivery, str]] = []
+    handled_since = 0.0
+    for index, row in enumerate(rows):
+        if index and time.monotonic() - started > give_back_after:
+            _give_back(rows[index:], claim)
+            break
+        outcome = _attempt(row, claim)
+        if isinstance(outcome, ProcessResult):  # failed, and recorded already
+            results.append(outcome)
+            continue
+        if not handled:
+            handled_since = time.monotonic()
+        handled.append((row, outcome))
+        if time.monotonic() - handled_since >= OUTCOMES_WINDOW_SECONDS:
+            results.extend(_record_outcomes(handled, claim))
+            handled = []
+    results.extend(_record_outcomes(handled, claim))
+    return results
+
+
+def _run_claimed(claimed: WebhookDelivery, claim: datetime) -> ProcessResult:
+    """Run the handlers of a delivery this process has claimed; record the outcome."""
+    outcome = _attempt(claimed, claim)
+    if isinstance(outcome, ProcessResult):
+        return outcome
+    _finish(claimed, claim, status=outcome, error="", processed_at=timezone.now())
+    _send_robust(signals.webhook_processed, delivery=claimed)
+    return ProcessResult(claimed, outcome)
+
+
+def _attempt(claimed: WebhookDelivery, claim: datetime) -> ProcessResult | str:
+    """Run the handlers of a claimed delivery: the status to record
+    (``processed`` or ``ignored``), or, when a handler raised, the failure's
+    result, recorded and signalled here."""
     try:
         handled = _handle(claimed)
     except Exception as exc:
@@ -227,18 +406,51 @@ def process_delivery(delivery: WebhookDelivery | int, *, reprocess: bool = False
         )
         _send_robust(signals.webhook_failed, delivery=claimed, exception=exc)
         return ProcessResult(claimed, Status.FAILED, error)
-
-    status = Status.PROCESSED if handled else Status.IGNORED
-    _finish(claimed, claim, status=status, error="", processed_at=timezone.now())
-    _send_robust(signals.webhook_processed, delivery=claimed)
-    return ProcessResult(claimed, status)
+    return _PROCESSED if handled else _IGNORED
 
 
-def _claim(pk: int, *, reprocess: bool) -> datetime | None:
-    """Move the delivery to ``processing`` if claimable; return the claim's timestamp.
+def _record_outcomes(
+    handled: list[tuple[WebhookDelivery, str]], claim: datetime
+) -> list[ProcessResult]:
+    """Record the outcomes of handled deliveries of one claim, one UPDATE per
+    status, then send ``webhook_processed`` for each: what ``_finish`` and
+    the signal do for one delivery (a row whose claim was taken over keeps
+    what its new owner recorded, and the row is reloaded)."""
+    results = []
+    for status in (_PROCESSED, _IGNORED):
+        deliveries = [delivery for delivery, outcome in handled if outcome == status]
+        if not deliveries:
+            continue
+        now = timezone.now()
+        placeholders = ", ".join(["%s"] * len(deliveries))
+        connection = _connection()
+        table = connection.ops.quote_name(WebhookDelivery._meta.db_table)
+        recorded = {
+            pk
+            for (pk,) in _execute(
+                connection,
+                f"UPDATE {table} SET status = %s, error = %s, processed_at = %s "  # noqa: S608
+                f"WHERE id IN ({placeholders}) AND status = %s AND claimed_at = %s RETURNING id",
+                [status, "", now, *(d.pk for d in deliveries), Status.PROCESSING, claim],
+            )
+        }
+        for delivery in deliveries:
+            if delivery.pk in recorded:
+                delivery.status, delivery.error, delivery.processed_at = status, "", now
+            else:
+                _taken_over(delivery, claim, status)
+            _send_robust(signals.webhook_processed, delivery=delivery)
+            results.append(ProcessResult(delivery, status))
+    return results
+
+
+def _claim(pk: int, *, reprocess: bool) -> tuple[datetime, WebhookDelivery] | None:
+    """Move the delivery to ``processing`` if claimable; return the claim's
+    timestamp and the claimed row.
 
     One UPDATE with the claimable states in its WHERE clause: the database
-    lets exactly one concurrent caller change the row.
+    lets exactly one concurrent caller change the row. Where the backend can,
+    the UPDATE returns the row too (no SELECT after it).
     """
     now = timezone.now()
     statuses = [Status.RECEIVED, Status.FAILED]
@@ -246,13 +458,90 @@ def _claim(pk: int, *, reprocess: bool) -> datetime | None:
         statuses.append(Status.IGNORED)
     abandoned = now - timedelta(seconds=pluginlab_settings.WEBHOOK_CLAIM_TIMEOUT_SECONDS)
     placeholders = ", ".join(["%s"] * len(statuses))
-    claimed = _update(
-        "status = %s, claimed_at = %s, attempts = attempts + 1",
-        [Status.PROCESSING, now],
-        f"id = %s AND (status IN ({placeholders}) OR (status = %s AND claimed_at < %s))",
-        [pk, *statuses, Status.PROCESSING, abandoned],
+    assignments = "status = %s, claimed_at = %s, attempts = attempts + 1"
+    condition = f"id = %s AND (status IN ({placeholders}) OR (status = %s AND claimed_at < %s))"
+    params = [Status.PROCESSING, now, pk, *statuses, Status.PROCESSING, abandoned]
+    connection = _connection()
+    if _returns_rows(connection):
+        table = connection.ops.quote_name(WebhookDelivery._meta.db_table)
+        sql = f"UPDATE {table} SET {assignments} WHERE {condition}"  # noqa: S608
+        rows = _returning(connection, sql, params)
+        return (now, rows[0]) if rows else None
+    if not _update(assignments, params[:2], condition, params[2:]):
+        return None
+    return now, WebhookDelivery.objects.get(pk=pk)
+
+
+def _give_back(deliveries: list[WebhookDelivery], claim: datetime) -> None:
+    """Return claimed, unstarted deliveries to ``received`` (attempts restored)."""
+    placeholders = ", ".join(["%s"] * len(deliveries))
+    _update(
+        "status = %s, claimed_at = NULL, attempts = attempts - 1",
+        [Status.RECEIVED],
+        f"id IN ({placeholders}) AND status = %s AND claimed_at = %s",
+        [*(delivery.pk for delivery in deliveries), Status.PROCESSING, claim],
     )
-    return now if claimed else None
+    logger.info(
+        "Gave back %s claimed webhook deliveries not started within half the claim timeout",
+        len(deliveries),
+    )
+
+
+def _first_stored(connection: Any, delivery_id: str, digest: str) -> WebhookDelivery | None:
+    """The first row holding this delivery id or this body digest."""
+    if not _returns_rows(connection):
+        return (
+            WebhookDelivery.objects.filter(Q(delivery_id=delivery_id) | Q(body_digest=digest))
+            .order_by("pk")
+            .first()
+        )
+    ops = connection.ops
+    sql = (
+        f"SELECT {_all_columns(connection)} "  # noqa: S608 - names from the model
+        f"FROM {ops.quote_name(WebhookDelivery._meta.db_table)} "
+        f"WHERE {ops.quote_name(_FIELDS['delivery_id'].column)} = %s "
+        f"OR {ops.quote_name(_FIELDS['body_digest'].column)} = %s "
+        f"ORDER BY {ops.quote_name(WebhookDelivery._meta.pk.column)} LIMIT 1"
+    )
+    rows = _as_deliveries(connection, _execute(connection, sql, [delivery_id, digest]))
+    return rows[0] if rows else None
+
+
+def _all_columns(connection: Any) -> str:
+    return ", ".join(
+        connection.ops.quote_name(field.column) for field in WebhookDelivery._meta.concrete_fields
+    )
+
+
+def _returning(connection: Any, sql: str, params: list[Any]) -> list[WebhookDelivery]:
+    """Run ``sql`` (an UPDATE) with ``RETURNING`` every column; the rows as models."""
+    rows = _execute(connection, f"{sql} RETURNING {_all_columns(connection)}", params)
+    return _as_deliveries(connection, rows)
+
+
+def _as_deliveries(connection: Any, rows: list[tuple[Any, ...]]) -> list[WebhookDelivery]:
+    """Rows of every column (in field order) as models, their values converted
+    from the database as the ORM converts them."""
+    if not rows:
+        return []
+    fields = WebhookDelivery._meta.concrete_fields
+    ops = connection.ops
+    table = WebhookDelivery._meta.db_table
+    converters = []
+    for index, field in enumerate(fields):
+        column = field.get_col(table)
+        found = ops.get_db_converters(column) + field.get_db_converters(connection)
+        if found:
+            converters.append((index, column, found))
+    names = [field.attname for field in fields]
+    deliveries = []
+    for row in rows:
+        values = list(row)
+        for index, column, functions in converters:
+            for convert in functions:
+                values[index] = convert(values[index], column, connection)
+        deliveries.append(WebhookDelivery.from_db(connection.alias, names, values))
+    return deliveries
 
 
 def _finish(delivery: WebhookDelivery, claim: datetime, **fields: Any) -> None:
@@ -267,22 +556,25 @@ def _finish(delivery: WebhookDelivery, claim: datetime, **fields: Any) -> None:
         for name, value in fields.items():
             setattr(delivery, name, value)
     else:
-        delivery.refresh_from_db()
-        logger.warning(
-            "Webhook delivery pk=%s: claim from %s was taken over; outcome %s not recorded",
-            delivery.pk,
-            claim.isoformat(),
-            fields.get("status"),
-        )
+        _taken_over(delivery, claim, fields.get("status"))
+
+
+def _taken_over(delivery: WebhookDelivery, claim: datetime, status: str | None) -> None:
+    delivery.refresh_from_db()
+    logger.warning(
+        "Webhook delivery pk=%s: claim from %s was taken over; outcome %s not recorded",
+        delivery.pk,
+        claim.isoformat(),
+        status,
+    )
 
 
 def _update(assignments: str, values: list[Any], condition: str, params: list[Any]) -> int:
     """``UPDATE <deliveries> SET assignments WHERE condition``; rows changed.
 
-    Plain SQL: a worker runs two of these per delivery, and building the
-    same UPDATE with the ORM costs several times the statement (measured:
-    most of a delivery's processing CPU). Column names come from the model;
-    every value is a parameter.
+    Plain SQL: building the same UPDATE with the ORM costs several times the
+    statement (measured: most of a delivery's processing CPU). Column names
+    come from the model; every value is a parameter.
     """
     connection = transaction.get_connection(router.db_for_write(WebhookDelivery))
     table = connection.ops.quote_name(WebhookDelivery._meta.db_table)
@@ -291,6 +583,16 @@ def _update(assignments: str, values: list[Any], condition: str, params: list[An
     with connection.cursor() as cursor:
         cursor.execute(f"UPDATE {table} SET {assignments} WHERE {condition}", prepared)  # noqa: S608
         return cursor.rowcount
+
+
+def _execute(connection: Any, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    """Run a statement that returns rows (``… RETURNING``); datetimes adapted
+    for the backend as the ORM adapts them."""
+    adapt = connection.ops.adapt_datetimefield_value
+    prepared = [adapt(v) if isinstance(v, datetime) else v for v in params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, prepared)
+        return cursor.fetchall()
 
 
 def _handle(delivery: WebhookDelivery) -> bool:

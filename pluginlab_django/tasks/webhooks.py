@@ -68,12 +68,19 @@ def process_webhook_delivery(self: Task, delivery_pk: int) -> str:
 def process_retrying_locked(delivery_pk: int) -> webhook_service.ProcessResult:
     """``process_delivery``, repeated at once a few times while SQLite's
     write lock was busy (see ``db_locks``)."""
-    result = webhook_service.process_delivery(delivery_pk)
+    return retry_locked(webhook_service.process_delivery(delivery_pk))
+
+
+def retry_locked(result: webhook_service.ProcessResult) -> webhook_service.ProcessResult:
+    """Process a delivery again at once (a few times) while its failure was
+    SQLite's busy write lock; any other result is returned as it is."""
     for _ in range(LOCKED_RETRIES):
         if not (result.failed and "database is locked" in (result.error or "")):
             break
+        if result.delivery is None:  # pragma: no cover - a failed result has its row
+            break
         time.sleep(random.uniform(0.05, 0.2))
-        result = webhook_service.process_delivery(delivery_pk)
+        result = webhook_service.process_delivery(result.delivery.pk)
     return result
 
 
@@ -82,7 +89,7 @@ def process_received_webhooks() -> dict[str, int]:
     """Process every ``received`` delivery, oldest first (the receiver's
     drain, see ``services.webhook_dispatch``); a failed one is retried by
     ``process_webhook_delivery`` with backoff."""
-    return dict(webhook_dispatch.drain_received(process=process_retrying_locked))
+    return dict(webhook_dispatch.drain_received(retry=retry_locked))
 
 
 @shared_task(ignore_result=True)
