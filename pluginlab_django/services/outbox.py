@@ -53,6 +53,7 @@ from ..clients import PluginLabClient, PluginLabError, RemoteUnavailable, get_pl
 from ..clients.types import EventLocation
 from ..conf import pluginlab_settings
 from ..models import CustomEvent
+from ..sql_values import adapt_datetimes
 
 __all__ = [
     "OutboxHealth",
@@ -312,11 +313,8 @@ def _execute(name: str, *values: Any) -> int:
         sending=Status.SENDING,
         sent=Status.SENT,
     )
-    params = [
-        conn.ops.adapt_datetimefield_value(v) if isinstance(v, datetime) else v for v in values
-    ]
     with conn.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, adapt_datetimes(conn, values))
         return cursor.rowcount
 
 

@@ -49,6 +49,7 @@ from django.utils import timezone
 from .. import signals, sync
 from ..conf import pluginlab_settings
 from ..models import SyncRun, WebhookDelivery
+from ..sql_values import adapt_datetimes
 from ..webhooks import VerifiedDelivery, WebhookHeaders, body_digest, parse_payload
 
 __all__ = [
@@ -578,8 +579,7 @@ def _update(assignments: str, values: list[Any], condition: str, params: list[An
     """
     connection = transaction.get_connection(router.db_for_write(WebhookDelivery))
     table = connection.ops.quote_name(WebhookDelivery._meta.db_table)
-    adapt = connection.ops.adapt_datetimefield_value
-    prepared = [adapt(v) if isinstance(v, datetime) else v for v in [*values, *params]]
+    prepared = adapt_datetimes(connection, [*values, *params])
     with connection.cursor() as cursor:
         cursor.execute(f"UPDATE {table} SET {assignments} WHERE {condition}", prepared)  # noqa: S608
         return cursor.rowcount
@@ -588,10 +588,8 @@ def _update(assignments: str, values: list[Any], condition: str, params: list[An
 def _execute(connection: Any, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
     """Run a statement that returns rows (``… RETURNING``); datetimes adapted
     for the backend as the ORM adapts them."""
-    adapt = connection.ops.adapt_datetimefield_value
-    prepared = [adapt(v) if isinstance(v, datetime) else v for v in params]
     with connection.cursor() as cursor:
-        cursor.execute(sql, prepared)
+        cursor.execute(sql, adapt_datetimes(connection, params))
         return cursor.fetchall()
 
 
